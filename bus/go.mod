@@ -1,0 +1,7 @@
+module fleetbox.dev/bus
+
+go 1.26.0
+
+require fleetbox.dev/schema v0.0.0
+
+replace fleetbox.dev/schema => ../schema

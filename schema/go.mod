@@ -1,0 +1,3 @@
+module fleetbox.dev/schema
+
+go 1.26.0
