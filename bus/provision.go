@@ -1,0 +1,156 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"fleetbox.dev/schema"
+)
+
+// Config is the shape of the streams and buckets. The first process to start creates them with it;
+// later processes bind to what exists (changing replicas of a live deployment is an operator's step).
+type Config struct {
+	// Replicas of the command stream and of every bucket: 1 for one server, 3 for a cluster.
+	Replicas int
+	// WorkerTTL is how long a worker's heartbeat lives without renewal.
+	WorkerTTL time.Duration
+	// CreateAckWait is how long a worker may hold a create command before it is redelivered (the worker
+	// extends it while it works).
+	CreateAckWait time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.WorkerTTL <= 0 {
+		c.WorkerTTL = 10 * time.Second
+	}
+	if c.CreateAckWait <= 0 {
+		c.CreateAckWait = 30 * time.Second
+	}
+	return c
+}
+
+// Bus bundles the connection and the JetStream handles both sides use.
+type Bus struct {
+	NC        *nats.Conn
+	JS        jetstream.JetStream
+	Sandboxes jetstream.KeyValue
+	Workers   jetstream.KeyValue
+	Leases    jetstream.KeyValue
+	Commands  jetstream.Stream
+	Config    Config
+}
+
+// Open provisions (or binds to) the command stream, its consumer and the buckets, retrying with backoff
+// while JetStream is unavailable (for example while a cluster elects its leader), until ctx ends.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
+	cfg = cfg.withDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	b := &Bus{NC: nc, JS: js, Config: cfg}
+	bo := backoff.WithContext(backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(3*time.Second),
+		backoff.WithMaxElapsedTime(0),
+	), ctx)
+	if err := backoff.Retry(func() error { return b.provision(ctx) }, bo); err != nil {
+		return nil, fmt.Errorf("provision jetstream: %w", err)
+	}
+	return b, nil
+}
+
+func (b *Bus) provision(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cfg := b.Config
+	var err error
+	b.Commands, err = ensureStream(ctx, b.JS, jetstream.StreamConfig{
+		Name:       schema.StreamCommands,
+		Subjects:   []string{schema.SubjectCommands},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Replicas:   cfg.Replicas,
+		Discard:    jetstream.DiscardNew,
+		MaxMsgs:    1_000_000,
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := b.Commands.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       schema.ConsumerCreate,
+		FilterSubject: schema.SubjectCreate,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.CreateAckWait,
+		MaxDeliver:    5,
+		MaxWaiting:    4096,
+		MaxAckPending: 10_000,
+		Replicas:      cfg.Replicas,
+	}); err != nil {
+		return fmt.Errorf("consumer %s: %w", schema.ConsumerCreate, err)
+	}
+	if b.Sandboxes, err = ensureKV(ctx, b.JS, jetstream.KeyValueConfig{
+		Bucket: schema.BucketSandboxes, History: 5, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return err
+	}
+	if b.Workers, err = ensureKV(ctx, b.JS, jetstream.KeyValueConfig{
+		Bucket: schema.BucketWorkers, History: 1, TTL: cfg.WorkerTTL, Replicas: cfg.Replicas,
+		Storage: jetstream.FileStorage, LimitMarkerTTL: time.Minute,
+	}); err != nil {
+		return err
+	}
+	if b.Leases, err = ensureKV(ctx, b.JS, jetstream.KeyValueConfig{
+		Bucket: schema.BucketLeases, History: 1, TTL: cfg.WorkerTTL, Replicas: cfg.Replicas,
+		Storage: jetstream.FileStorage, LimitMarkerTTL: time.Minute,
+	}); err != nil {
+		return err
+	}
+	return nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	s, err = js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return js.Stream(ctx, cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+	}
+	kv, err = js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return js.KeyValue(ctx, cfg.Bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
