@@ -1,0 +1,59 @@
+package handlers
+
+import (
+	"fleetbox.dev/schema"
+	"fleetbox.dev/schema/e2b"
+)
+
+func toSandbox(r schema.Record) e2b.Sandbox {
+	return e2b.Sandbox{
+		SandboxID:       r.ID,
+		TemplateID:      r.TemplateID,
+		Alias:           r.Alias,
+		ClientID:        clientID(r),
+		EnvdVersion:     r.EnvdVersion,
+		EnvdAccessToken: r.AccessToken,
+	}
+}
+
+func toListed(r schema.Record) e2b.ListedSandbox {
+	state := string(r.State)
+	if r.State == schema.StateKilling {
+		state = string(schema.StateRunning)
+	}
+	metadata := r.Metadata
+	if metadata == nil {
+		metadata = map[string]string{}
+	}
+	return e2b.ListedSandbox{
+		TemplateID:  r.TemplateID,
+		Alias:       r.Alias,
+		SandboxID:   r.ID,
+		ClientID:    clientID(r),
+		StartedAt:   r.StartedAt,
+		EndAt:       r.EndAt,
+		CPUCount:    r.CPUCount,
+		MemoryMB:    r.MemoryMB,
+		DiskSizeMB:  r.DiskSizeMB,
+		Metadata:    metadata,
+		State:       state,
+		EnvdVersion: r.EnvdVersion,
+	}
+}
+
+func toDetail(r schema.Record) e2b.SandboxDetail {
+	return e2b.SandboxDetail{
+		ListedSandbox:       toListed(r),
+		EnvdAccessToken:     r.AccessToken,
+		AllowInternetAccess: r.AllowInternet,
+		Lifecycle:           &e2b.Lifecycle{OnTimeout: r.OnTimeout},
+	}
+}
+
+// clientID is E2B's deprecated node id, still required by the Python SDK: the owner worker's id.
+func clientID(r schema.Record) string {
+	if r.Worker != "" {
+		return r.Worker
+	}
+	return "fleetbox"
+}

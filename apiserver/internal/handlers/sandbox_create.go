@@ -1,0 +1,98 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"fleetbox.dev/apiserver/internal/httpjson"
+	"fleetbox.dev/apiserver/internal/lifecycle"
+	"fleetbox.dev/schema"
+	"fleetbox.dev/schema/e2b"
+)
+
+// createSandbox serves POST /sandboxes and POST /v2/sandboxes (always secured).
+func (d Deps) createSandbox(v2 bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req e2b.NewSandbox
+		if err := httpjson.Decode(w, r, httpjson.MaxBody, &req, true); err != nil {
+			httpjson.Error(w, d.Log, err)
+			return
+		}
+		params, err := validateCreate(req, v2)
+		if err != nil {
+			httpjson.Error(w, d.Log, err)
+			return
+		}
+		rec, err := d.Sandboxes.Create(r.Context(), params)
+		if err != nil {
+			httpjson.Error(w, d.Log, err)
+			return
+		}
+		httpjson.Write(w, http.StatusCreated, toSandbox(rec))
+	}
+}
+
+// validateCreate turns a create body into lifecycle parameters, or a 4xx error naming the problem.
+func validateCreate(req e2b.NewSandbox, v2 bool) (lifecycle.CreateParams, error) {
+	var p lifecycle.CreateParams
+	if strings.TrimSpace(req.TemplateID) == "" {
+		return p, schema.Errorf(http.StatusBadRequest, "templateID is required")
+	}
+	tmpl, ok := schema.LookupTemplate(req.TemplateID)
+	if !ok {
+		return p, schema.Errorf(http.StatusNotFound, "template %q not found", req.TemplateID)
+	}
+	timeout := schema.DefaultTimeout
+	if req.Timeout != nil {
+		if *req.Timeout <= 0 {
+			return p, schema.Errorf(http.StatusBadRequest, "timeout must be a positive number of seconds, got %d", *req.Timeout)
+		}
+		timeout = time.Duration(*req.Timeout) * time.Second
+		if timeout > schema.MaxTimeout {
+			return p, schema.Errorf(http.StatusBadRequest, "timeout %ds exceeds the maximum of %ds", *req.Timeout, int(schema.MaxTimeout.Seconds()))
+		}
+	}
+	if err := validateMap("metadata", req.Metadata); err != nil {
+		return p, err
+	}
+	if err := validateMap("envVars", req.EnvVars); err != nil {
+		return p, err
+	}
+	for k := range req.EnvVars {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return p, schema.Errorf(http.StatusBadRequest, "invalid environment variable name %q", k)
+		}
+	}
+	p = lifecycle.CreateParams{
+		Template:      tmpl,
+		TemplateRef:   req.TemplateID,
+		Timeout:       timeout,
+		Secure:        v2 || req.Secure == nil || *req.Secure,
+		Metadata:      req.Metadata,
+		EnvVars:       req.EnvVars,
+		AutoPause:     req.AutoPause != nil && *req.AutoPause,
+		AllowInternet: req.AllowInternetAccess,
+	}
+	return p, nil
+}
+
+const (
+	maxMapEntries = 256
+	maxMapValue   = 64 << 10
+)
+
+func validateMap(name string, m map[string]string) error {
+	if len(m) > maxMapEntries {
+		return schema.Errorf(http.StatusBadRequest, "%s has %d entries; at most %d are allowed", name, len(m), maxMapEntries)
+	}
+	for k, v := range m {
+		if len(k) > 256 || len(v) > maxMapValue {
+			return schema.Errorf(http.StatusBadRequest, "%s entry %.40q is too long", name, k)
+		}
+		if strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
+			return schema.Errorf(http.StatusBadRequest, "%s entry %.40q contains a NUL byte", name, k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"fleetbox.dev/bus"
+	"fleetbox.dev/schema"
+)
+
+// Get returns a live sandbox's record. Sandboxes that ended, or never existed, are 404; the message
+// says why an ended one ended.
+func (s *Service) Get(ctx context.Context, id string) (schema.Record, error) {
+	rec, _, err := s.Bus.GetRecord(ctx, id)
+	if errors.Is(err, schema.ErrNotFound) {
+		return schema.Record{}, notFound(id)
+	}
+	if err != nil {
+		return schema.Record{}, err
+	}
+	if rec.State.Terminal() {
+		return schema.Record{}, schema.Errorf(http.StatusNotFound, "sandbox %q not found: it was %s (%s)", id, rec.State, rec.Reason)
+	}
+	if !rec.State.Live() && rec.State != schema.StateKilling {
+		return schema.Record{}, schema.Errorf(http.StatusNotFound, "sandbox %q not found: it is still %s", id, rec.State)
+	}
+	return rec, nil
+}
+
+func notFound(id string) error { return schema.Errorf(http.StatusNotFound, "sandbox %q not found", id) }
+
+// Kill ends a sandbox. A pending one is ended in the bucket; a claimed one is killed by its owner; one
+// whose owner is gone is recorded as lost.
+func (s *Service) Kill(ctx context.Context, id string) error {
+	rec, _, err := s.Bus.UpdateRecord(ctx, id, func(r schema.Record) (schema.Record, error) {
+		if r.State != schema.StatePending {
+			return r, errNotPending
+		}
+		r, err := r.Transition(schema.StateKilled, schema.ReasonKilled)
+		r.EndedAt = s.Now().UTC()
+		return r, err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, schema.ErrNotFound):
+		return notFound(id)
+	case !errors.Is(err, errNotPending):
+		return fmt.Errorf("kill %s: %w", id, err)
+	}
+	if rec.State.Terminal() {
+		return notFound(id)
+	}
+	_, err = bus.Request[schema.Empty](ctx, s.Bus.NC, schema.SubjectOp(id, schema.OpKill), schema.KillRequest{Reason: schema.ReasonKilled})
+	switch {
+	case errors.Is(err, bus.ErrNoOwner):
+		s.markGone(id, schema.ReasonKilled+" (worker unreachable)")
+		return nil
+	case errors.Is(err, schema.ErrNotFound):
+		// The owner no longer has it: the record is already ended or about to be.
+		s.markGone(id, schema.ReasonKilled)
+		return nil
+	case err != nil:
+		return fmt.Errorf("kill %s: %w", id, err)
+	}
+	return nil
+}
+
+// markGone ends a record whose owner cannot be reached, unless it ended meanwhile.
+func (s *Service) markGone(id, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := s.Bus.UpdateRecord(ctx, id, func(r schema.Record) (schema.Record, error) {
+		if r.State.Terminal() {
+			return r, errTerminal
+		}
+		to := schema.StateLost
+		if r.State == schema.StatePending {
+			to = schema.StateKilled
+		}
+		r, err := r.Transition(to, reason)
+		r.EndedAt = s.Now().UTC()
+		return r, err
+	})
+	if err != nil && !errors.Is(err, errTerminal) {
+		s.Log.Warn("mark sandbox gone", "sandbox_id", id, "error", err)
+	}
+}
+
+var errTerminal = errors.New("record already ended")
+
+// SetTimeout moves the sandbox's end to now+d (shorter or longer). extendOnly never shortens it.
+func (s *Service) SetTimeout(ctx context.Context, id string, d time.Duration, extendOnly bool) (schema.Record, error) {
+	if _, err := s.Get(ctx, id); err != nil {
+		return schema.Record{}, err
+	}
+	req := schema.TimeoutRequest{EndAt: s.Now().UTC().Add(d), ExtendOnly: extendOnly}
+	reply, err := bus.Request[schema.TimeoutReply](ctx, s.Bus.NC, schema.SubjectOp(id, schema.OpTimeout), req)
+	if errors.Is(err, bus.ErrNoOwner) {
+		s.markGone(id, schema.ReasonWorkerLost)
+		return schema.Record{}, notFound(id)
+	}
+	if err != nil {
+		return schema.Record{}, fmt.Errorf("set timeout of %s: %w", id, err)
+	}
+	return reply.Record, nil
+}
+
+// Request sends an operation to a sandbox's owner. An owner that is gone makes the sandbox gone too.
+func Request[Resp any](ctx context.Context, s *Service, id, op string, req any) (Resp, error) {
+	resp, err := bus.Request[Resp](ctx, s.Bus.NC, schema.SubjectOp(id, op), req)
+	if errors.Is(err, bus.ErrNoOwner) {
+		s.markGone(id, schema.ReasonWorkerLost)
+	}
+	return resp, err
+}
+
+// OwnerGone records that a sandbox's owner stopped answering (for callers that talk to it directly).
+func (s *Service) OwnerGone(id string) { s.markGone(id, schema.ReasonWorkerLost) }
