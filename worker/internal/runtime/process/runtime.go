@@ -1,0 +1,219 @@
+// Package process is the Linux development runtime (it builds and runs on any unix): each sandbox is a
+// directory <data>/sandboxes/<id>/ that serves as its root, with home/user and tmp in it, and one process
+// group that holds every process of the sandbox.
+//
+// The group is led by a holder process (a `sleep` that lives as long as the sandbox) started by Create.
+// Every later process joins the holder's group. A holder instead of "the first process leads" because the
+// group must outlive any single process: the code kernel of a context is restarted, commands come and go,
+// and a group whose leader and members have all exited cannot be joined again (setpgid fails), so its id
+// would change under concurrent starts. With a holder the group id is fixed for the sandbox's life, it is
+// the one number the state file needs for Cleanup after a crash, and Destroy is one kill(-pgid).
+//
+// This is not isolation: sandbox processes run as the worker's user and see the host's file system, and
+// a process that leaves its group (setsid) survives Destroy (Cleanup on the next start still finds it on
+// Linux by its E2B_SANDBOX_ID). Linux namespaces and cgroups are a later step.
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fleetbox.dev/worker/internal/logkey"
+	"fleetbox.dev/worker/internal/runtime"
+)
+
+// Name is the runtime's name in configuration and heartbeats.
+const Name = "process"
+
+// Config configures the process runtime.
+type Config struct {
+	// DataDir holds the sandboxes, as DataDir/sandboxes/<id>/.
+	DataDir string
+	// HolderPath is the program that holds a sandbox's process group; default: `sleep` on the PATH.
+	HolderPath string
+	// KillTimeout bounds how long Destroy waits for the processes of a sandbox to die; default 5 s.
+	KillTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Runtime is the process runtime.
+type Runtime struct {
+	dir         string // DataDir/sandboxes, with symlinks resolved
+	holder      string
+	killTimeout time.Duration
+	log         *slog.Logger
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New returns a process runtime that keeps its sandboxes under cfg.DataDir.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("process runtime: no data directory")
+	}
+	dir := filepath.Join(cfg.DataDir, "sandboxes")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	holder := cfg.HolderPath
+	if holder == "" {
+		if holder, err = exec.LookPath("sleep"); err != nil {
+			return nil, fmt.Errorf("process runtime: holder program: %w", err)
+		}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	kt := cfg.KillTimeout
+	if kt <= 0 {
+		kt = 5 * time.Second
+	}
+	return &Runtime{dir: dir, holder: holder, killTimeout: kt, log: log.With(logkey.Subsystem, "runtime")}, nil
+}
+
+// Name returns "process".
+func (r *Runtime) Name() string { return Name }
+
+// Create makes the sandbox's directories and starts its holder process.
+func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Sandbox, error) {
+	if spec.ID == "" || strings.ContainsAny(spec.ID, `/\.`) {
+		return nil, fmt.Errorf("create sandbox: invalid id %q", spec.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
+	}
+	root := filepath.Join(r.dir, spec.ID)
+	if err := os.Mkdir(root, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, runtime.ErrExists)
+		}
+		return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
+	}
+	s, err := r.create(root, spec)
+	if err != nil {
+		_ = os.RemoveAll(root)
+		return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
+	}
+	return s, nil
+}
+
+func (r *Runtime) create(root string, spec runtime.Spec) (*Sandbox, error) {
+	for _, d := range []string{"home/user", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	s := &Sandbox{
+		id:          spec.ID,
+		root:        root,
+		env:         sandboxEnv(root, spec.ID, spec.EnvVars),
+		killTimeout: r.killTimeout,
+		log:         r.log.With(logkey.SandboxID, spec.ID),
+		holderDone:  make(chan struct{}),
+	}
+	// The holder leads the group for the sandbox's whole life; it needs no input or output.
+	h := exec.Command(r.holder, "2147483647")
+	h.Dir = root
+	h.Env = s.env
+	h.SysProcAttr = newGroupAttr()
+	if err := h.Start(); err != nil {
+		return nil, fmt.Errorf("start holder: %w", err)
+	}
+	s.pgid = h.Process.Pid
+	go func() {
+		_ = h.Wait()
+		close(s.holderDone)
+	}()
+	st := state{Pgid: s.pgid, StartTime: processStartTime(s.pgid), CreatedAt: time.Now().UTC()}
+	if err := writeState(root, st); err != nil {
+		killGroup(s.pgid)
+		<-s.holderDone
+		return nil, err
+	}
+	return s, nil
+}
+
+// Cleanup kills the processes and removes the directories of sandboxes left by an earlier run.
+func (r *Runtime) Cleanup(ctx context.Context, keep func(id string) bool) error {
+	entries, err := os.ReadDir(r.dir)
+	if err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	gone := map[string]bool{}
+	for _, e := range entries {
+		if id := e.Name(); keep == nil || !keep(id) {
+			gone[id] = true
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	var errs []error
+	for id := range gone {
+		if err := r.killLeftover(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Members that lost their holder, or left the group, still carry the sandbox's id in their environment.
+	if n := killMarked(gone); n > 0 {
+		r.log.Info("killed leftover sandbox processes outside their groups", "count", n)
+	}
+	for id := range gone {
+		if err := removeAll(filepath.Join(r.dir, id)); err != nil {
+			errs = append(errs, fmt.Errorf("cleanup %s: %w", id, err))
+			continue
+		}
+		r.log.Info("removed leftover sandbox", logkey.SandboxID, id)
+	}
+	return errors.Join(errs...)
+}
+
+// killLeftover kills the process group of a leftover sandbox, if its holder is still the process the
+// state file names (a pid can be reused).
+func (r *Runtime) killLeftover(ctx context.Context, id string) error {
+	st, err := readState(filepath.Join(r.dir, id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		r.log.Warn("unreadable sandbox state; removing its directory only", logkey.SandboxID, id, logkey.Error, err)
+		return nil
+	}
+	if !holderAlive(st) {
+		return nil
+	}
+	r.log.Info("killing leftover sandbox processes", logkey.SandboxID, id, "pgid", st.Pgid)
+	if err := waitGroupDead(ctx, st.Pgid, r.killTimeout); err != nil {
+		return fmt.Errorf("cleanup %s: %w", id, err)
+	}
+	return nil
+}
+
+// removeAll removes a directory tree, retrying briefly while dying processes still create files in it.
+func removeAll(dir string) error {
+	var err error
+	for range 5 {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}

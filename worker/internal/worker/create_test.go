@@ -1,0 +1,258 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"fleetbox.dev/bus/bustest"
+	"fleetbox.dev/schema"
+	"fleetbox.dev/worker/internal/runtime"
+	"fleetbox.dev/worker/internal/runtime/process"
+	"fleetbox.dev/worker/internal/runtime/runtimetest"
+	"fleetbox.dev/worker/internal/worker"
+)
+
+func TestCreateRunning(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	w := h.startWorker(t)
+	endAt := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	id := h.create(t, endAt)
+	rec := h.waitState(t, id, schema.StateRunning)
+	if rec.Worker != w.ID() {
+		t.Errorf("worker = %q, want %q", rec.Worker, w.ID())
+	}
+	if rec.StartedAt.IsZero() || !rec.EndAt.Equal(endAt) {
+		t.Errorf("startedAt %v, endAt %v (want %v)", rec.StartedAt, rec.EndAt, endAt)
+	}
+	if got := w.sandboxDirs(t); !slices.Equal(got, []string{id}) {
+		t.Errorf("sandbox dirs %v", got)
+	}
+	// The sandbox's env vars reach its code.
+	_, out, _ := summary(h.run(t, id, "", "import os; print(os.environ['GREETING'], os.environ['E2B_SANDBOX_ID'])"))
+	if out != "hello "+id+"\n" {
+		t.Errorf("env in sandbox: %q", out)
+	}
+}
+
+// Creates that are not pending any more (cancelled, already claimed) are dropped, not started.
+func TestCreateNotPendingDropped(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	w := h.startWorker(t)
+	id := schema.NewSandboxID()
+	rec := schema.Record{ID: id, TemplateID: "base", State: schema.StatePending, EndAt: time.Now().Add(time.Hour)}
+	rev, err := h.bus.CreateRecord(t.Context(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed, _ := rec.Transition(schema.StateKilled, schema.ReasonKilled)
+	if _, err := h.bus.CompareAndSet(t.Context(), rec, rev, killed); err != nil {
+		t.Fatal(err)
+	}
+	h.publishCreate(t, id, id)
+	waitQueueEmpty(t, h)
+	if n := w.Running(); n != 0 {
+		t.Fatalf("%d sandboxes started for a killed record", n)
+	}
+	if got, _, _ := h.bus.GetRecord(t.Context(), id); got.State != schema.StateKilled {
+		t.Fatalf("record changed to %s", got.State)
+	}
+}
+
+// The same create delivered twice (an apiserver retry after the dedupe window) with two workers
+// running starts exactly one sandbox: the CAS pending → starting is the mutex.
+func TestDuplicateCreateTwoWorkers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	w1, w2 := h.startWorker(t), h.startWorker(t)
+	for range 5 {
+		id := h.create(t, time.Now().Add(time.Hour))
+		h.publishCreate(t, id, id+"-retry")
+		rec := h.waitState(t, id, schema.StateRunning)
+		waitQueueEmpty(t, h)
+		var dirs []string
+		for _, w := range []*testWorker{w1, w2} {
+			for _, d := range w.sandboxDirs(t) {
+				if d == id {
+					dirs = append(dirs, w.ID())
+				}
+			}
+		}
+		if len(dirs) != 1 || dirs[0] != rec.Worker {
+			t.Fatalf("sandbox %s on %v, record says %s", id, dirs, rec.Worker)
+		}
+	}
+	if n := w1.Running() + w2.Running(); n != 5 {
+		t.Fatalf("%d sandboxes running, want 5", n)
+	}
+}
+
+// A worker at capacity does not fetch: the next create stays pending (and unfetched) until a slot
+// frees up.
+func TestCapacity(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker(t, withCapacity(1))
+	first := h.createRunning(t)
+	second := h.create(t, time.Now().Add(time.Hour))
+	// The command is neither delivered nor claimed while the only slot is taken.
+	for range 20 {
+		info, err := h.bus.Commands.Consumer(t.Context(), schema.ConsumerCreate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci, err := info.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.NumAckPending != 0 || ci.NumPending != 1 {
+			t.Fatalf("ack pending %d, pending %d: the full worker fetched", ci.NumAckPending, ci.NumPending)
+		}
+		if rec, _, _ := h.bus.GetRecord(t.Context(), second); rec.State != schema.StatePending {
+			t.Fatalf("second sandbox is %s", rec.State)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	kill(t, h, first)
+	h.waitState(t, second, schema.StateRunning)
+}
+
+// On start-up a worker removes what an earlier run left: sandbox directories and processes, and the
+// records it owned.
+func TestRestartCleanup(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	data := t.TempDir()
+	const id = "w-restarted"
+	// What a crashed run leaves: a live sandbox with a process, and its running record.
+	rt, err := process.New(process.Config{DataDir: data, Logger: h.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := rt.Create(t.Context(), runtime.Spec{ID: schema.NewSandboxID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgid := sb.(*process.Sandbox).Pgid()
+	rec := schema.Record{ID: sb.ID(), State: schema.StatePending, EndAt: time.Now().Add(time.Hour)}
+	if _, err := h.bus.CreateRecord(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []schema.State{schema.StateStarting, schema.StateRunning} {
+		if _, _, err := h.bus.UpdateRecord(t.Context(), rec.ID, func(r schema.Record) (schema.Record, error) {
+			r.Worker = id
+			return r.Transition(st, "")
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.startWorker(t) // another worker, whose sandbox the restart leaves alone
+	other := h.createRunning(t)
+
+	h.startWorkerIn(t, data, withID(id))
+	got := h.waitState(t, rec.ID, schema.StateKilled)
+	if got.Reason != worker.ReasonWorkerRestarted || got.EndedAt.IsZero() {
+		t.Errorf("reason %q, endedAt %v", got.Reason, got.EndedAt)
+	}
+	runtimetest.Eventually(t, func() bool { return !runtimetest.GroupAlive(pgid) }, "leftover group %d alive", pgid)
+	if dirs := (&testWorker{data: data}).sandboxDirs(t); len(dirs) != 0 {
+		t.Errorf("leftover dirs %v", dirs)
+	}
+	if r, _, _ := h.bus.GetRecord(t.Context(), other); r.State != schema.StateRunning {
+		t.Errorf("another worker's sandbox is %s", r.State)
+	}
+}
+
+func TestHeartbeatAndDrain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	w := h.startWorker(t, withCapacity(7))
+	var info schema.WorkerInfo
+	bustest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		e, err := h.bus.Workers.Get(context.Background(), w.ID())
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(e.Value(), &info)
+	})
+	if info.ID != w.ID() || info.Capacity != 7 || info.Runtime != process.Name || info.StartedAt.IsZero() {
+		t.Fatalf("heartbeat %+v", info)
+	}
+	ids := []string{h.createRunning(t), h.createRunning(t)}
+	bustest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+		e, err := h.bus.Workers.Get(context.Background(), w.ID())
+		if err != nil {
+			return err
+		}
+		_ = json.Unmarshal(e.Value(), &info)
+		if info.Running != 2 {
+			return fmt.Errorf("running %d", info.Running)
+		}
+		return nil
+	})
+
+	w.stop(t)
+	for _, id := range ids {
+		if r := h.waitState(t, id, schema.StateKilled); r.Reason != schema.ReasonWorkerDrained {
+			t.Errorf("reason %q", r.Reason)
+		}
+	}
+	if dirs := w.sandboxDirs(t); len(dirs) != 0 {
+		t.Errorf("dirs left after drain: %v", dirs)
+	}
+	if _, err := h.bus.Workers.Get(t.Context(), w.ID()); err == nil {
+		t.Error("heartbeat key still there after drain")
+	}
+}
+
+// waitQueueEmpty waits until every create command was acked.
+func waitQueueEmpty(tb testing.TB, h *harness) {
+	tb.Helper()
+	bustest.Eventually(tb, 20*time.Second, 10*time.Millisecond, func() error {
+		si, err := h.bus.Commands.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if si.State.Msgs != 0 {
+			return fmt.Errorf("%d commands in the queue", si.State.Msgs)
+		}
+		return nil
+	})
+}
+
+// A command nobody can decode is dropped for good and does not stop the loop.
+func TestGarbageCommandDropped(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker(t)
+	if _, err := h.bus.JS.Publish(t.Context(), schema.SubjectCreate, []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	waitQueueEmpty(t, h)
+	h.createRunning(t)
+}
+
+// A command whose record is not (yet) readable is retried a few times, then dropped: a record that
+// shows up late (a lagging replica) still gets its sandbox.
+func TestCommandBeforeRecord(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker(t)
+	orphan := schema.NewSandboxID()
+	h.publishCreate(t, orphan, orphan)
+
+	late := schema.NewSandboxID()
+	h.publishCreate(t, late, late)
+	time.Sleep(50 * time.Millisecond)
+	rec := schema.Record{ID: late, TemplateID: "base", State: schema.StatePending, EndAt: time.Now().Add(time.Hour)}
+	if _, err := h.bus.CreateRecord(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState(t, late, schema.StateRunning)
+	waitQueueEmpty(t, h)
+}

@@ -1,0 +1,163 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"fleetbox.dev/schema"
+	"fleetbox.dev/worker/internal/logkey"
+	"fleetbox.dev/worker/internal/runtime"
+)
+
+// sandbox is a sandbox this worker runs: its runtime sandbox, its code contexts, its op subscription and
+// its end-of-life timer.
+type sandbox struct {
+	id  string
+	rt  runtime.Sandbox
+	log *slog.Logger
+	// ctx ends when the sandbox is killed; executions run under it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	killed chan struct{} // closed when a kill has finished
+
+	mu         sync.Mutex
+	sub        *nats.Subscription
+	killing    bool
+	contexts   map[string]*codeContext
+	defaultCtx string                        // id of the default python context
+	executions map[string]context.CancelFunc // running executions by stream id (OpInterrupt)
+	endAt      time.Time
+	timer      *time.Timer
+}
+
+func (sb *sandbox) isKilling() bool {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.killing
+}
+
+// start is the claim loop's StartFunc: it creates the runtime sandbox and its default code context,
+// serves its operations, and moves the record starting → running.
+func (w *Worker) start(ctx context.Context, rec schema.Record, rev uint64) error {
+	w.mu.Lock()
+	if w.draining {
+		w.mu.Unlock()
+		return errors.New("worker is draining")
+	}
+	if _, ok := w.sandboxes[rec.ID]; ok {
+		w.mu.Unlock()
+		return fmt.Errorf("sandbox %s already runs here", rec.ID)
+	}
+	w.mu.Unlock()
+
+	rs, err := w.rt.Create(ctx, runtime.Spec{
+		ID: rec.ID, TemplateID: rec.TemplateID, EnvVars: rec.EnvVars, CPUCount: rec.CPUCount, MemoryMB: rec.MemoryMB,
+	})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", rec.ID, err)
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	sb := &sandbox{
+		id: rec.ID, rt: rs, log: w.log.With(logkey.SandboxID, rec.ID), ctx: sctx, cancel: cancel,
+		killed: make(chan struct{}), contexts: map[string]*codeContext{}, executions: map[string]context.CancelFunc{},
+	}
+	abort := func(err error) error {
+		cancel()
+		if derr := rs.Destroy(context.WithoutCancel(ctx)); derr != nil {
+			sb.log.Error("destroy after failed start", logkey.Error, derr)
+		}
+		sb.closeContexts()
+		return fmt.Errorf("start %s: %w", rec.ID, err)
+	}
+	def, err := w.newContext(sb, schema.LanguagePython, schema.DefaultContextCwd)
+	if err != nil {
+		return abort(err)
+	}
+	sb.mu.Lock()
+	sb.contexts[def.info.ID] = def
+	sb.defaultCtx = def.info.ID
+	sb.mu.Unlock()
+	if w.cfg.KernelAtStart {
+		if _, err := def.get(ctx); err != nil {
+			return abort(err)
+		}
+	}
+
+	// Registered before the record says running, so the first operation finds it.
+	w.mu.Lock()
+	w.sandboxes[rec.ID] = sb
+	w.mu.Unlock()
+	sub, err := w.mux.Subscribe(w.bus.NC, rec.ID)
+	if err != nil {
+		w.unregister(rec.ID)
+		return abort(err)
+	}
+	sb.mu.Lock()
+	sb.sub = sub
+	killing := sb.killing // a kill (drain) that came first did not see the subscription
+	sb.mu.Unlock()
+	if killing {
+		_ = sub.Unsubscribe()
+	}
+
+	next, err := rec.Transition(schema.StateRunning, "")
+	if err != nil {
+		return w.abortStart(sb, abort, err)
+	}
+	next.StartedAt = time.Now().UTC()
+	if _, err := w.bus.CompareAndSet(ctx, rec, rev, next); err != nil {
+		// Most likely the record was killed while the sandbox started.
+		return w.abortStart(sb, abort, fmt.Errorf("mark running: %w", err))
+	}
+	w.armTimer(sb, next.EndAt)
+	sb.log.Info("sandbox running")
+	return nil
+}
+
+// abortStart undoes a start after the sandbox was registered and subscribed. If a kill got there first
+// (the apiserver gave up on the create, or the worker drains), the kill owns the sandbox: it removes it,
+// ends the record and frees the slot, and the start counts as done.
+func (w *Worker) abortStart(sb *sandbox, abort func(error) error, err error) error {
+	sb.mu.Lock()
+	if sb.killing {
+		sb.mu.Unlock()
+		<-sb.killed
+		sb.log.Info("sandbox killed while starting", "cause", err)
+		return nil
+	}
+	sb.killing = true
+	sub := sb.sub
+	sb.mu.Unlock()
+	defer close(sb.killed)
+	if sub != nil {
+		_ = sub.Unsubscribe()
+	}
+	w.unregister(sb.id)
+	return abort(err)
+}
+
+func (w *Worker) unregister(id string) {
+	w.mu.Lock()
+	delete(w.sandboxes, id)
+	w.mu.Unlock()
+}
+
+// closeContexts kills every code context of the sandbox.
+func (sb *sandbox) closeContexts() {
+	sb.mu.Lock()
+	cs := make([]*codeContext, 0, len(sb.contexts))
+	for _, c := range sb.contexts {
+		cs = append(cs, c)
+	}
+	sb.contexts = map[string]*codeContext{}
+	sb.mu.Unlock()
+	for _, c := range cs {
+		c.close()
+	}
+}

@@ -1,0 +1,231 @@
+// Package worker is the node agent: it claims create commands while it has capacity (package claim),
+// starts sandboxes on a runtime (package runtime), runs their code contexts (package kernel), serves each
+// sandbox's operations on the bus (op_*.go, one file per group), enforces their end time (ttl.go),
+// announces itself with heartbeats (heartbeat.go), cleans up after an earlier run on start-up
+// (recover.go) and drains on stop.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	"fleetbox.dev/bus"
+	"fleetbox.dev/schema"
+	"fleetbox.dev/worker/internal/claim"
+	"fleetbox.dev/worker/internal/logkey"
+	"fleetbox.dev/worker/internal/runtime"
+)
+
+// Config configures a Worker.
+type Config struct {
+	// ID names the worker in records (Record.Worker) and heartbeats; stable across restarts so that a
+	// restarted worker recognises its own leftovers.
+	ID      string
+	Bus     *bus.Bus
+	Runtime runtime.Runtime
+	// Python is the interpreter of code contexts, as sandbox processes see it.
+	Python string
+	// Capacity is the most sandboxes this worker holds at once (starting or running).
+	Capacity int
+	Host     string
+	Version  string
+	// KernelAtStart makes a create wait until the default code context's kernel is ready before the
+	// sandbox is running. By default the kernel starts in the background and the first execution waits
+	// for it, which is faster for create + first run_code (the start overlaps the client's round trip).
+	KernelAtStart bool
+	// KeepaliveInterval is the idle time after which executions emit keepalive lines (default 5 s).
+	KeepaliveInterval time.Duration
+	// HeartbeatInterval defaults to a third of the bus's WorkerTTL.
+	HeartbeatInterval time.Duration
+	// FetchWait is how long one pull for a create command waits (default 2 s); stopping waits for it.
+	FetchWait time.Duration
+	// OpTimeout bounds the handling of one operation request (default 60 s).
+	OpTimeout time.Duration
+	Logger    *slog.Logger
+}
+
+// drainTimeout bounds the drain on stop.
+const drainTimeout = 10 * time.Second
+
+// Worker runs sandboxes for the fleet.
+type Worker struct {
+	cfg       Config
+	id        string
+	bus       *bus.Bus
+	rt        runtime.Runtime
+	log       *slog.Logger
+	slots     *claim.Slots
+	mux       *bus.Mux
+	startedAt time.Time
+
+	mu        sync.Mutex
+	sandboxes map[string]*sandbox
+	draining  bool
+}
+
+// New checks cfg and builds a Worker; Run starts it.
+func New(cfg Config) (*Worker, error) {
+	switch {
+	case cfg.ID == "" || !validKey(cfg.ID):
+		return nil, fmt.Errorf("worker: invalid id %q (letters, digits, '-', '_')", cfg.ID)
+	case cfg.Bus == nil:
+		return nil, errors.New("worker: no bus")
+	case cfg.Runtime == nil:
+		return nil, errors.New("worker: no runtime")
+	case cfg.Python == "":
+		return nil, errors.New("worker: no python interpreter")
+	}
+	// A missing interpreter would only show at the first execution: refuse to start instead.
+	if _, err := exec.LookPath(cfg.Python); err != nil {
+		return nil, fmt.Errorf("worker: python interpreter: %w", err)
+	}
+	if cfg.Capacity <= 0 {
+		cfg.Capacity = 64
+	}
+	if cfg.Host == "" {
+		cfg.Host, _ = os.Hostname()
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = max(cfg.Bus.Config.WorkerTTL/3, 100*time.Millisecond)
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = time.Minute
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With(logkey.WorkerID, cfg.ID)
+	w := &Worker{
+		cfg:       cfg,
+		id:        cfg.ID,
+		bus:       cfg.Bus,
+		rt:        cfg.Runtime,
+		log:       log,
+		slots:     claim.NewSlots(cfg.Capacity),
+		mux:       bus.NewMux(cfg.OpTimeout, log),
+		sandboxes: map[string]*sandbox{},
+	}
+	w.register()
+	return w, nil
+}
+
+// ID returns the worker's id.
+func (w *Worker) ID() string { return w.id }
+
+// Run cleans up after an earlier run, then claims and serves sandboxes until ctx ends. Then it drains:
+// it stops claiming, kills its sandboxes (records killed, reason schema.ReasonWorkerDrained), withdraws
+// its heartbeat and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	w.startedAt = time.Now().UTC()
+	if err := w.recoverLeftovers(ctx); err != nil {
+		return fmt.Errorf("worker %s: recover: %w", w.id, err)
+	}
+	if err := w.heartbeat(ctx); err != nil {
+		w.log.Warn("first heartbeat failed; will retry", logkey.Error, err)
+	}
+	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		w.heartbeatLoop(hbCtx)
+	}()
+	loop := claim.New(claim.Config{
+		Bus: w.bus, WorkerID: w.id, Slots: w.slots, Start: w.start, FetchWait: w.cfg.FetchWait, Logger: w.log,
+	})
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		loop.Run(ctx)
+	}()
+	w.log.Info("worker running", "capacity", w.cfg.Capacity, "runtime", w.rt.Name())
+
+	<-ctx.Done()
+	w.log.Info("worker draining")
+	w.mu.Lock()
+	w.draining = true
+	w.mu.Unlock()
+	// Bounded so that a worker told to stop while NATS is down still exits: its processes are gone
+	// first; records it could not end are ended by its next start or by the apiserver's reaper.
+	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	_ = w.heartbeat(dctx)
+	// Kill what runs while the claim loop finishes its last pull, then what its last claims started.
+	w.killAll(dctx, schema.ReasonWorkerDrained)
+	<-loopDone
+	w.killAll(dctx, schema.ReasonWorkerDrained)
+	stopHeartbeat()
+	<-hbDone
+	if err := w.bus.Workers.Delete(dctx, w.id); err != nil {
+		w.log.Warn("withdraw heartbeat", logkey.Error, err)
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// killAll kills every sandbox of the worker at once.
+func (w *Worker) killAll(ctx context.Context, reason string) {
+	w.mu.Lock()
+	ids := make([]string, 0, len(w.sandboxes))
+	for id := range w.sandboxes {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.kill(ctx, id, reason); err != nil && !errors.Is(err, schema.ErrNotFound) {
+				w.log.Error("kill sandbox", logkey.SandboxID, id, logkey.Error, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// lookup returns a live sandbox of this worker, or a 404.
+func (w *Worker) lookup(id string) (*sandbox, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sb := w.sandboxes[id]
+	if sb == nil || sb.isKilling() {
+		return nil, sandboxNotFound(id)
+	}
+	return sb, nil
+}
+
+func sandboxNotFound(id string) error {
+	return schema.Errorf(http.StatusNotFound, "sandbox %s not found", id)
+}
+
+// Running returns the number of sandboxes the worker holds.
+func (w *Worker) Running() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.sandboxes)
+}
+
+// validKey reports whether s is usable as a KV key and a log-friendly id.
+func validKey(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
