@@ -60,4 +60,7 @@ const (
 	ReasonWorkerLost    = "worker lost"
 	ReasonWorkerDrained = "worker drained"
 	ReasonCreateTimeout = "no worker started the sandbox in time"
+	// ReasonWorkerRestarted ends the records of sandboxes a worker held when it stopped without draining
+	// (crash, kill -9) and could not adopt after its restart.
+	ReasonWorkerRestarted = "worker restarted"
 )

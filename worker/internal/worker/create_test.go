@@ -13,7 +13,6 @@ import (
 	"fleetbox.dev/worker/internal/runtime"
 	"fleetbox.dev/worker/internal/runtime/process"
 	"fleetbox.dev/worker/internal/runtime/runtimetest"
-	"fleetbox.dev/worker/internal/worker"
 )
 
 func TestCreateRunning(t *testing.T) {
@@ -156,7 +155,7 @@ func TestRestartCleanup(t *testing.T) {
 
 	h.startWorkerIn(t, data, withID(id))
 	got := h.waitState(t, rec.ID, schema.StateKilled)
-	if got.Reason != worker.ReasonWorkerRestarted || got.EndedAt.IsZero() {
+	if got.Reason != schema.ReasonWorkerRestarted || got.EndedAt.IsZero() {
 		t.Errorf("reason %q, endedAt %v", got.Reason, got.EndedAt)
 	}
 	runtimetest.Eventually(t, func() bool { return !runtimetest.GroupAlive(pgid) }, "leftover group %d alive", pgid)

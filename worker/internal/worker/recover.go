@@ -12,10 +12,6 @@ import (
 	"fleetbox.dev/worker/internal/logkey"
 )
 
-// ReasonWorkerRestarted ends the records of sandboxes a worker held when it stopped without draining
-// (crash, kill -9): a restarted worker cannot adopt them yet, so it kills them.
-const ReasonWorkerRestarted = "worker restarted"
-
 // recoverLeftovers runs before the worker claims anything: the runtime removes every sandbox left on
 // the host by an earlier run (processes and files), and every record this worker id still owns and that
 // has not ended is marked killed. A later version may adopt them instead. It retries while the bus
@@ -46,7 +42,7 @@ func (w *Worker) endOwnRecords(ctx context.Context) error {
 		if r.Worker != w.id || r.State.Terminal() {
 			continue
 		}
-		if err := w.markEnded(ctx, r.ID, schema.StateKilled, ReasonWorkerRestarted); err != nil {
+		if err := w.markEnded(ctx, r.ID, schema.StateKilled, schema.ReasonWorkerRestarted); err != nil {
 			errs = append(errs, err)
 			continue
 		}
