@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"fleetbox.dev/schema"
@@ -90,8 +92,8 @@ func TestProcessGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 		pgid := sb.(*process.Sandbox).Pgid()
-		if got := string(out); got != itoa(pgid)+"\n" && got != " "+itoa(pgid)+"\n" {
-			t.Fatalf("process in group %q, want %d", got, pgid)
+		if got, err := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || got != pgid {
+			t.Fatalf("process in group %q, want %d", out, pgid)
 		}
 		groups = append(groups, pgid)
 	}
@@ -100,13 +102,3 @@ func TestProcessGroup(t *testing.T) {
 	}
 }
 
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
-}
