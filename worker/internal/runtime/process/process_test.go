@@ -101,4 +101,3 @@ func TestProcessGroup(t *testing.T) {
 		t.Fatalf("groups not distinct: %v", groups)
 	}
 }
-
