@@ -25,6 +25,7 @@ import (
 	"fleetbox.dev/apiserver/internal/gateway"
 	"fleetbox.dev/apiserver/internal/handlers"
 	"fleetbox.dev/apiserver/internal/lifecycle"
+	"fleetbox.dev/apiserver/internal/reaper"
 	"fleetbox.dev/bus"
 )
 
@@ -94,6 +95,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+
+	host, _ := os.Hostname()
+	go reaper.New(b, reaper.Config{Holder: fmt.Sprintf("%s/%d", host, os.Getpid()), Log: log.With("subsystem", "reaper")}).Run(ctx)
 
 	sandboxes := lifecycle.New(b, log)
 	sandboxes.CreateTimeout = c.createTimeout
