@@ -251,3 +251,31 @@ func TestStreamIdle(t *testing.T) {
 		t.Fatalf("got %v, want ErrStreamIdle", err)
 	}
 }
+
+func TestDeletedRecordIsNotFound(t *testing.T) {
+	t.Parallel()
+	ns := bustest.RunJetStream(t)
+	b := bustest.Open(t, ns, bus.Config{})
+	ctx := t.Context()
+	r := schema.Record{ID: schema.NewSandboxID(), State: schema.StateKilled}
+	rev, err := b.CreateRecord(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, gotRev, err := b.GetRecord(ctx, r.ID); err != nil || gotRev != rev {
+		t.Fatalf("GetRecord = rev %d, %v; want rev %d", gotRev, err, rev)
+	}
+	if err := b.DeleteRecord(ctx, r.ID, rev); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.GetRecord(ctx, r.ID); !errors.Is(err, schema.ErrNotFound) {
+		t.Fatalf("deleted record: %v, want not found", err)
+	}
+	if all, err := b.ListRecords(ctx); err != nil || len(all) != 0 {
+		t.Fatalf("ListRecords after delete = %v, %v", all, err)
+	}
+	// A new record may reuse the key after a delete.
+	if _, err := b.CreateRecord(ctx, r); err != nil {
+		t.Fatalf("create after delete: %v", err)
+	}
+}

@@ -47,6 +47,9 @@ type Bus struct {
 	Leases    jetstream.KeyValue
 	Commands  jetstream.Stream
 	Config    Config
+
+	// sandboxStream is the stream behind Sandboxes, for reads served by its leader.
+	sandboxStream jetstream.Stream
 }
 
 // Open provisions (or binds to) the command stream, its consumer and the buckets, retrying with backoff
@@ -103,6 +106,9 @@ func (b *Bus) provision(ctx context.Context) error {
 		Bucket: schema.BucketSandboxes, History: 5, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
 	}); err != nil {
 		return err
+	}
+	if b.sandboxStream, err = b.JS.Stream(ctx, "KV_"+schema.BucketSandboxes); err != nil {
+		return fmt.Errorf("stream of bucket %s: %w", schema.BucketSandboxes, err)
 	}
 	if b.Workers, err = ensureKV(ctx, b.JS, jetstream.KeyValueConfig{
 		Bucket: schema.BucketWorkers, History: 1, TTL: cfg.WorkerTTL, Replicas: cfg.Replicas,

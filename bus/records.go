@@ -15,21 +15,32 @@ import (
 // ErrRecordNotFound means no record exists for a sandbox id.
 var ErrRecordNotFound = schema.Errorf(http.StatusNotFound, "sandbox not found")
 
-// GetRecord reads a sandbox record and its KV revision.
+// GetRecord reads a sandbox record and its KV revision. It asks the bucket's stream leader, not a
+// possibly lagging replica (KV's direct get may be served by followers), so a read after a write on
+// another replica sees that write: claims and kills depend on it in a cluster.
 func (b *Bus) GetRecord(ctx context.Context, id string) (schema.Record, uint64, error) {
-	e, err := b.Sandboxes.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	m, err := b.sandboxStream.GetLastMsgForSubject(ctx, kvSubject(schema.BucketSandboxes, id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return schema.Record{}, 0, fmt.Errorf("get %s: %w", id, ErrRecordNotFound)
 	}
 	if err != nil {
 		return schema.Record{}, 0, fmt.Errorf("get %s: %w", id, err)
 	}
+	if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" || len(m.Data) == 0 {
+		return schema.Record{}, 0, fmt.Errorf("get %s: %w", id, ErrRecordNotFound)
+	}
 	var r schema.Record
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	if err := json.Unmarshal(m.Data, &r); err != nil {
 		return schema.Record{}, 0, fmt.Errorf("decode record %s: %w", id, err)
 	}
-	return r, e.Revision(), nil
+	return r, m.Sequence, nil
 }
+
+// kvOperationHeader marks KV delete and purge markers in the bucket's stream.
+const kvOperationHeader = "KV-Operation"
+
+// kvSubject is the stream subject a KV key is stored under.
+func kvSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
 
 // CreateRecord writes a new record; it fails if one exists, so a retried create cannot duplicate.
 func (b *Bus) CreateRecord(ctx context.Context, r schema.Record) (uint64, error) {
