@@ -3,6 +3,7 @@ package bus
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,6 +20,17 @@ type EmbeddedConfig struct {
 	StoreDir   string
 	ServerName string
 	Logger     *slog.Logger
+	// Cluster, if set, joins this server to a cluster of servers with routes to each other.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig is the cluster part of an embedded server's configuration.
+type ClusterConfig struct {
+	Name string
+	Host string
+	Port int
+	// Routes are nats-route:// URLs of every member (including this one is fine).
+	Routes []string
 }
 
 // RunEmbedded starts a JetStream-enabled NATS server and waits until it accepts connections.
@@ -33,6 +45,10 @@ func RunEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		NoSigs:     true,
 		// Allow bursts of big output chunks to queue for a moment without cutting a client off.
 		MaxPending: 256 << 20,
+	}
+	if c := cfg.Cluster; c != nil {
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: c.Host, Port: c.Port}
+		opts.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = "fleetbox-embedded"

@@ -72,3 +72,16 @@ func Eventually(t testing.TB, total, every time.Duration, fn func() error) {
 
 // Errorf is fmt.Errorf, re-exported so polling closures read naturally.
 var Errorf = fmt.Errorf
+
+// ConnectURL opens a client connection to url (for example a Cluster's URL), closed with the test.
+func ConnectURL(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := bus.Connect(ctx, bus.ConnectConfig{URL: url, Name: t.Name()})
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
