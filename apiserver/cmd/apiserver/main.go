@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,9 +25,11 @@ import (
 
 	"fleetbox.dev/apiserver/internal/gateway"
 	"fleetbox.dev/apiserver/internal/handlers"
+	"fleetbox.dev/apiserver/internal/httpjson"
 	"fleetbox.dev/apiserver/internal/lifecycle"
 	"fleetbox.dev/apiserver/internal/reaper"
 	"fleetbox.dev/bus"
+	"fleetbox.dev/schema"
 )
 
 type config struct {
@@ -86,6 +89,28 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		log.Info("embedded NATS listening", "url", ns.ClientURL(), "store", c.dataDir)
 	}
 
+	// Serve at once: until the bus is open every request (and /health) answers 503, so load balancers
+	// and clients see "not ready" instead of a refused connection while NATS is unreachable.
+	var handler atomic.Pointer[http.Handler]
+	notReady := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Error(w, nil, schema.Errorf(http.StatusServiceUnavailable, "not ready: connecting to NATS"))
+	}))
+	handler.Store(&notReady)
+	srv := &http.Server{
+		Addr:              c.addr,
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       650 * time.Second, // past the code interpreter's 640 s keep-alive
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.addr, err)
+	}
+	log.Info("apiserver listening", "addr", "http://"+ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
 	nc, err := bus.Connect(ctx, connCfg)
 	if err != nil {
 		return err
@@ -112,21 +137,10 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			return nil
 		},
 	})
-	gw := gateway.New(sandboxes, log)
-	srv := &http.Server{
-		Addr:              c.addr,
-		Handler:           gw.Dispatch(control),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       650 * time.Second, // past the code interpreter's 640 s keep-alive
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.addr, err)
-	}
-	log.Info("apiserver listening", "addr", "http://"+ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	ready := gateway.New(sandboxes, log).Dispatch(control)
+	handler.Store(&ready)
+	log.Info("apiserver ready")
+
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
