@@ -55,3 +55,18 @@ func TestCursorRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseMetadataQuery(f *testing.F) {
+	for _, s := range []string{"a=b", "k%2520y%3Dv%25261", "%", "a=b&c", "=&=&"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMetadataQuery(s)
+		if err != nil && schema.CodeOf(err) != 400 {
+			t.Fatalf("error with code %d: %v", schema.CodeOf(err), err)
+		}
+		if err == nil && s != "" && m == nil {
+			t.Fatalf("nil map without error for %q", s)
+		}
+	})
+}
