@@ -4,8 +4,14 @@ GO ?= go
 MODULES := schema bus apiserver worker loadtest
 PKGS := $(foreach m,$(MODULES),fleetbox.dev/$(m)/...)
 STATICCHECK_VERSION := v0.8.2
+# Code generators for envd's Connect services (apiserver/internal/envd/proto). Changing a version changes
+# the generated files: run `make generate` and commit the result.
+PROTOC_VERSION := 3.21.12
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+ENVD_PROTO := apiserver/internal/envd/proto
 
-.PHONY: build run test unit vet staticcheck freebsd e2e e2e-deps fuzz clean
+.PHONY: build run test unit vet staticcheck freebsd e2e e2e-deps fuzz clean generate
 
 build:
 	$(GO) build -o bin/apiserver ./apiserver/cmd/apiserver
@@ -32,6 +38,18 @@ freebsd:
 	GOOS=freebsd GOARCH=amd64 $(GO) vet $(PKGS)
 	GOOS=freebsd GOARCH=amd64 $(GO) build -o /dev/null ./apiserver/cmd/apiserver ./worker/cmd/worker
 
+## generate: regenerate the Go code of envd's protos with Debian's protoc and pinned plugins in bin/.
+generate:
+	@command -v protoc >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q protobuf-compiler; }
+	@v=$$(protoc --version); if [ "$$v" != "libprotoc $(PROTOC_VERSION)" ]; then \
+		echo "protoc is '$$v', want libprotoc $(PROTOC_VERSION) (Debian bookworm's protobuf-compiler): the output would differ"; exit 1; fi
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/bin $(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
+	cd $(ENVD_PROTO) && protoc -I . \
+		--plugin=protoc-gen-go=$(CURDIR)/bin/protoc-gen-go --go_out=. --go_opt=paths=source_relative \
+		--plugin=protoc-gen-connect-go=$(CURDIR)/bin/protoc-gen-connect-go --connect-go_out=. --connect-go_opt=paths=source_relative \
+		process/process.proto filesystem/filesystem.proto
+
 unit:
 	$(GO) test -race -short -count=1 $(PKGS)
 
@@ -40,6 +58,13 @@ e2e-deps:
 
 e2e: e2e-deps
 	$(GO) test -count=1 -v -timeout 20m fleetbox.dev/loadtest/e2e 2>&1 | tee .e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|✔|✖|passed|failed' ; exit $${PIPESTATUS[0]}
+
+## bench: start apiserver + worker on free loopback ports, run the fixed load shapes and the baselines,
+## stop everything, rewrite the generated table in BENCHMARKS.md (reports in bin/bench/). About 3 minutes.
+.PHONY: bench
+bench: build
+	$(GO) build -o bin/loadtest ./loadtest/cmd/loadtest
+	bin/loadtest bench -apiserver bin/apiserver -worker bin/worker -capacity 1200 -out BENCHMARKS.md -reports bin/bench
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshal -fuzztime 30s fleetbox.dev/apiserver/internal/httpjson

@@ -48,8 +48,12 @@ var dataPlaneOnly = []string{"/execute", "/contexts", "/process.Process/", "/fil
 func (g *Gateway) Dispatch(control http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, port, ok, err := target(r)
+		if err != nil && attributable(r) {
+			port, ok = schema.EnvdPort, true
+			id, err = g.attribute(r.Context(), r)
+		}
 		if err != nil {
-			httpjson.Error(w, nil, err)
+			httpjson.Error(w, g.Log, err)
 			return
 		}
 		if !ok {
