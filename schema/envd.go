@@ -6,7 +6,13 @@ import "time"
 // filesystem.Filesystem, /files, /envs), carried over the bus to the owner worker. The apiserver speaks
 // Connect and HTTP to clients and these messages to workers. Errors use HTTP statuses that map one to one
 // onto Connect codes (400 invalid_argument, 401 unauthenticated, 404 not_found, 409 already_exists,
-// 412 failed_precondition, 429 resource_exhausted, 500 internal, 503 unavailable, 504 deadline_exceeded).
+// 403 permission_denied, 412 failed_precondition, 429 resource_exhausted, 500 internal, 503 unavailable,
+// 504 deadline_exceeded).
+//
+// Replies: OpProcessStart/Connect → ProcessStartReply; OpProcessList → []ProcessInfo; OpFsListDir →
+// []EntryInfo; OpFsStat, OpFsMakeDir, OpFsMove, OpFileRead, OpFileWriteCommit → EntryInfo;
+// OpFsWatcherCreate → WatcherRequest; OpFsWatcherEvents → []FsEvent; OpEnvs → map[string]string;
+// every other op → Empty.
 const (
 	OpProcessStart      = "proc-start"
 	OpProcessConnect    = "proc-connect"
@@ -110,11 +116,13 @@ type ProcessUpdateRequest struct {
 	PTY     *PTYSize        `json:"pty,omitempty"`
 }
 
-// File types of EntryInfo, named as envd's FileType enum.
+// File types of EntryInfo, named as envd's FileType enum. Unspecified covers sockets, devices and the
+// like (clients drop such entries from listings).
 const (
-	FileTypeFile      = "FILE_TYPE_FILE"
-	FileTypeDirectory = "FILE_TYPE_DIRECTORY"
-	FileTypeSymlink   = "FILE_TYPE_SYMLINK"
+	FileTypeUnspecified = "FILE_TYPE_UNSPECIFIED"
+	FileTypeFile        = "FILE_TYPE_FILE"
+	FileTypeDirectory   = "FILE_TYPE_DIRECTORY"
+	FileTypeSymlink     = "FILE_TYPE_SYMLINK"
 )
 
 // EntryInfo describes a file in a sandbox. Path is the sandbox path (never a host path).

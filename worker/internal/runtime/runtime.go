@@ -75,6 +75,12 @@ type Sandbox interface {
 	Destroy(ctx context.Context) error
 }
 
+// OwnerNamer is implemented by sandboxes that name the owners of their files their own way (their own
+// user database, or no users at all). An empty name means "as the host names it".
+type OwnerNamer interface {
+	OwnerNames(uid, gid uint32) (owner, group string)
+}
+
 // ErrPathEscape is returned by HostPath for paths that leave the sandbox.
 var ErrPathEscape = errors.New("path escapes the sandbox")
 
@@ -86,3 +92,6 @@ var ErrDestroyed = errors.New("sandbox destroyed")
 
 // SandboxHome is the home directory of the sandbox user, the default working directory.
 const SandboxHome = "/home/user"
+
+// DefaultUser is the sandbox user that processes and file operations run as unless they name another.
+const DefaultUser = "user"

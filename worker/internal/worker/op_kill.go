@@ -25,9 +25,10 @@ func (w *Worker) opKill(ctx context.Context, id string, req schema.KillRequest) 
 	return schema.Empty{}, w.kill(kctx, id, reason)
 }
 
-// kill ends sandbox id: it stops serving its operations, interrupts its executions, kills its kernels and
-// every other process, removes its files, records it killed with reason and gives its slot back. A
-// second kill of the same sandbox waits for the first.
+// kill ends sandbox id: it stops serving its operations, interrupts its executions, ends its envd
+// processes, watches and uploads, kills its kernels and every other process, removes its files,
+// records it killed with reason and gives its slot back. A second kill of the same sandbox waits for
+// the first.
 func (w *Worker) kill(ctx context.Context, id, reason string) error {
 	w.mu.Lock()
 	sb := w.sandboxes[id]
@@ -61,6 +62,10 @@ func (w *Worker) kill(ctx context.Context, id, reason string) error {
 	// pipe open and would make the kernel's Close wait.
 	sb.cancel()
 	var errs []error
+	// envd's processes lead groups of their own, which Destroy's group kill does not reach.
+	if err := sb.envd.close(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := sb.rt.Destroy(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -21,6 +21,8 @@ type sandbox struct {
 	id  string
 	rt  runtime.Sandbox
 	log *slog.Logger
+	// envd is the sandbox's envd surface: processes, files, watches, uploads.
+	envd *envd
 	// ctx ends when the sandbox is killed; executions run under it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -69,11 +71,19 @@ func (w *Worker) start(ctx context.Context, rec schema.Record, rev uint64) error
 	}
 	abort := func(err error) error {
 		cancel()
+		if sb.envd != nil {
+			if cerr := sb.envd.close(context.WithoutCancel(ctx)); cerr != nil {
+				sb.log.Error("close envd after failed start", logkey.Error, cerr)
+			}
+		}
 		if derr := rs.Destroy(context.WithoutCancel(ctx)); derr != nil {
 			sb.log.Error("destroy after failed start", logkey.Error, derr)
 		}
 		sb.closeContexts()
 		return fmt.Errorf("start %s: %w", rec.ID, err)
+	}
+	if sb.envd, err = newEnvd(rs, rec.EnvVars, w.cfg.UploadCommitTimeout, sb.log); err != nil {
+		return abort(err)
 	}
 	def, err := w.newContext(sb, schema.LanguagePython, schema.DefaultContextCwd)
 	if err != nil {

@@ -1,8 +1,9 @@
 // Package worker is the node agent: it claims create commands while it has capacity (package claim),
 // starts sandboxes on a runtime (package runtime), runs their code contexts (package kernel), serves each
-// sandbox's operations on the bus (op_*.go, one file per group), enforces their end time (ttl.go),
-// announces itself with heartbeats (heartbeat.go), cleans up after an earlier run on start-up
-// (recover.go) and drains on stop.
+// sandbox's operations on the bus (op_*.go, one file per group), among them E2B's envd surface
+// (envd.go: processes, files, watches and uploads through packages procs, fsops, watch and upload),
+// enforces their end time (ttl.go), announces itself with heartbeats (heartbeat.go), cleans up after
+// an earlier run on start-up (recover.go) and drains on stop.
 package worker
 
 import (
@@ -48,7 +49,10 @@ type Config struct {
 	FetchWait time.Duration
 	// OpTimeout bounds the handling of one operation request (default 60 s).
 	OpTimeout time.Duration
-	Logger    *slog.Logger
+	// UploadCommitTimeout is how long a received file upload waits for its commit before it is
+	// discarded (default 2 min).
+	UploadCommitTimeout time.Duration
+	Logger              *slog.Logger
 }
 
 // drainTimeout bounds the drain on stop.
@@ -100,6 +104,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = time.Minute
+	}
+	if cfg.UploadCommitTimeout <= 0 {
+		cfg.UploadCommitTimeout = defaultUploadCommitTimeout
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -9,9 +9,14 @@
 // would change under concurrent starts. With a holder the group id is fixed for the sandbox's life, it is
 // the one number the state file needs for Cleanup after a crash, and Destroy is one kill(-pgid).
 //
-// This is not isolation: sandbox processes run as the worker's user and see the host's file system, and
-// a process that leaves its group (setsid) survives Destroy (Cleanup on the next start still finds it on
-// Linux by its E2B_SANDBOX_ID). Linux namespaces and cgroups are a later step.
+// Processes that lead groups of their own (envd commands and terminals, which the worker kills itself,
+// and anything that calls setsid) are not in the holder's group. On Linux, Destroy and Cleanup also
+// kill every process whose environment carries the sandbox's E2B_SANDBOX_ID, so those do not outlive
+// the sandbox; elsewhere Destroy only kills the group.
+//
+// This is not isolation: sandbox processes run as the worker's user and see the host's file system.
+// Both of the sandbox's users ("user" and "root") are the worker's user, and files it owns are named
+// as the sandbox user's (OwnerNames). Linux namespaces and cgroups are a later step.
 package process
 
 import (
@@ -115,7 +120,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Sandbo
 }
 
 func (r *Runtime) create(root string, spec runtime.Spec) (*Sandbox, error) {
-	for _, d := range []string{"home/user", "tmp"} {
+	for _, d := range []string{"home/user", "root", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return nil, err
 		}

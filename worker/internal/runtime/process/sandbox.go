@@ -33,7 +33,10 @@ type Sandbox struct {
 	removed   bool       // Destroy finished: nothing is left
 }
 
-var _ runtime.Sandbox = (*Sandbox)(nil)
+var (
+	_ runtime.Sandbox    = (*Sandbox)(nil)
+	_ runtime.OwnerNamer = (*Sandbox)(nil)
+)
 
 // ID returns the sandbox id.
 func (s *Sandbox) ID() string { return s.id }
@@ -117,11 +120,27 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 	if err := waitGroupDead(ctx, s.pgid, s.killTimeout); err != nil {
 		return fmt.Errorf("destroy %s: %w", s.id, err)
 	}
+	// Processes that left the group (their own sessions or groups) still carry the sandbox's id.
+	if n := killMarked(map[string]bool{s.id: true}); n > 0 {
+		s.log.Debug("killed sandbox processes outside its group", "count", n)
+	}
 	if err := removeAll(s.root); err != nil {
 		return fmt.Errorf("destroy %s: %w", s.id, err)
 	}
 	s.removed = true
 	return nil
+}
+
+// OwnerNames names the worker's own user and group, which every process of the sandbox runs as, as
+// the sandbox's default user: files the sandbox writes belong to "user", as they do in E2B.
+func (s *Sandbox) OwnerNames(uid, gid uint32) (owner, group string) {
+	if int(uid) == os.Getuid() {
+		owner = runtime.DefaultUser
+	}
+	if int(gid) == os.Getgid() {
+		group = runtime.DefaultUser
+	}
+	return owner, group
 }
 
 // lookPath finds name like a shell would with the sandbox's PATH: names containing a slash are taken as
