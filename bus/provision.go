@@ -20,8 +20,9 @@ type Config struct {
 	Replicas int
 	// WorkerTTL is how long a worker's heartbeat lives without renewal.
 	WorkerTTL time.Duration
-	// CreateAckWait is how long a worker may hold a create command before it is redelivered (the worker
-	// extends it while it works).
+	// CreateAckWait is how long a worker may hold a create command without acking or extending it
+	// before it is redelivered: short, so a command held by a crashed worker comes back quickly (live
+	// workers extend it every third of it while a start runs).
 	CreateAckWait time.Duration
 }
 
@@ -33,7 +34,7 @@ func (c Config) withDefaults() Config {
 		c.WorkerTTL = 10 * time.Second
 	}
 	if c.CreateAckWait <= 0 {
-		c.CreateAckWait = 30 * time.Second
+		c.CreateAckWait = 5 * time.Second
 	}
 	return c
 }
@@ -95,7 +96,9 @@ func (b *Bus) provision(ctx context.Context) error {
 		FilterSubject: schema.SubjectCreate,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.CreateAckWait,
-		MaxDeliver:    5,
+		// Redeliveries are cheap (a KV read) and a command waits for a crashed claimer's heartbeat to
+		// expire (one worker TTL) before another worker takes it over: allow a minute of them.
+		MaxDeliver:    60,
 		MaxWaiting:    4096,
 		MaxAckPending: 10_000,
 		Replicas:      cfg.Replicas,

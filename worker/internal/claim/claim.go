@@ -165,6 +165,12 @@ func (l *Loop) handle(msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
+	if errors.Is(err, errOwnerAlive) {
+		// Another live worker is still starting it (this is a redelivery after its ack wait): look again
+		// later; its ack ends the redeliveries, its death lets us take over.
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
 	if err != nil {
 		// The bus is in trouble: let the command come back soon, to us or to another worker.
 		log.Warn("claim failed; command handed back", logkey.Error, err)
@@ -187,11 +193,25 @@ func (l *Loop) handle(msg jetstream.Msg) {
 	l.ack(ctx, msg, log)
 }
 
+// errOwnerAlive means another live worker holds the claim of a redelivered command.
+var errOwnerAlive = errors.New("claimed by a live worker")
+
+// workerAlive reports whether a worker's heartbeat key exists (it expires one TTL after the last beat).
+func (l *Loop) workerAlive(ctx context.Context, id string) (bool, error) {
+	_, err := l.cfg.Bus.Workers.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read heartbeat of %s: %w", id, err)
+	}
+	return true, nil
+}
+
 // errNoRecord means the command names a sandbox whose record was not found.
 var errNoRecord = errors.New("no record")
 
-// noRecordRetries is how many deliveries a command whose record is missing gets (the consumer's
-// MaxDeliver is 5).
+// noRecordRetries is how many deliveries a command whose record is missing gets.
 const noRecordRetries = 3
 
 // claim moves the record pending → starting with this worker as owner. ok is false when the command is
@@ -206,12 +226,26 @@ func (l *Loop) claim(ctx context.Context, id string) (rec schema.Record, rev uin
 		if err != nil {
 			return rec, 0, false, err
 		}
-		if cur.State != schema.StatePending {
+		var next schema.Record
+		switch {
+		case cur.State == schema.StatePending:
+			if next, err = cur.Transition(schema.StateStarting, ""); err != nil {
+				return rec, 0, false, err
+			}
+		case cur.State == schema.StateStarting && cur.Worker != l.cfg.WorkerID:
+			// Redelivered while another worker had claimed it: if that worker is gone (it crashed between
+			// claim and ack), take the claim over, so the client's create still succeeds.
+			alive, err := l.workerAlive(ctx, cur.Worker)
+			if err != nil {
+				return rec, 0, false, err
+			}
+			if alive {
+				return rec, 0, false, errOwnerAlive
+			}
+			l.log.Info("taking over the claim of a vanished worker", logkey.SandboxID, id, "previous_worker", cur.Worker)
+			next = cur
+		default:
 			return rec, 0, false, nil
-		}
-		next, err := cur.Transition(schema.StateStarting, "")
-		if err != nil {
-			return rec, 0, false, err
 		}
 		next.Worker = l.cfg.WorkerID
 		newRev, err := l.cfg.Bus.CompareAndSet(ctx, cur, curRev, next)

@@ -255,3 +255,43 @@ func TestCommandBeforeRecord(t *testing.T) {
 	h.waitState(t, late, schema.StateRunning)
 	waitQueueEmpty(t, h)
 }
+
+// A command redelivered after its claimer crashed between claim and ack (the record is starting, owned
+// by a worker whose heartbeat is gone) is taken over, so the client's create still succeeds; one whose
+// claimer is alive is left to it.
+func TestClaimTakeover(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	w := h.startWorker(t)
+	newStarting := func(owner string) string {
+		id := schema.NewSandboxID()
+		rec := schema.Record{ID: id, TemplateID: "base", State: schema.StatePending, EndAt: time.Now().Add(time.Hour)}
+		rev, err := h.bus.CreateRecord(t.Context(), rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		starting, _ := rec.Transition(schema.StateStarting, "")
+		starting.Worker = owner
+		if _, err := h.bus.CompareAndSet(t.Context(), rec, rev, starting); err != nil {
+			t.Fatal(err)
+		}
+		h.publishCreate(t, id, id)
+		return id
+	}
+	ghost := newStarting("ghost-worker")
+	got := h.waitState(t, ghost, schema.StateRunning)
+	if got.Worker != w.ID() {
+		t.Fatalf("taken over by %q, want %q", got.Worker, w.ID())
+	}
+
+	// A claimer with a heartbeat keeps its claim: the command comes back later instead.
+	info, _ := json.Marshal(schema.WorkerInfo{ID: "busy-worker"})
+	if _, err := h.bus.Workers.Put(t.Context(), "busy-worker", info); err != nil {
+		t.Fatal(err)
+	}
+	busy := newStarting("busy-worker")
+	time.Sleep(300 * time.Millisecond) // give a wrong takeover the chance to happen
+	if rec, _, _ := h.bus.GetRecord(t.Context(), busy); rec.Worker != "busy-worker" || rec.State != schema.StateStarting {
+		t.Fatalf("live claimer's record changed: %s by %s", rec.State, rec.Worker)
+	}
+}
