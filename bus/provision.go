@@ -91,6 +91,10 @@ func (b *Bus) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if cons, err := b.Commands.Consumer(ctx, schema.ConsumerCreate); err == nil {
+		cfg.CreateAckWait = cons.CachedInfo().Config.AckWait
+		b.Config.CreateAckWait = cfg.CreateAckWait
+	}
 	if _, err := b.Commands.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       schema.ConsumerCreate,
 		FilterSubject: schema.SubjectCreate,
@@ -118,6 +122,11 @@ func (b *Bus) provision(ctx context.Context) error {
 		Storage: jetstream.FileStorage, LimitMarkerTTL: time.Minute,
 	}); err != nil {
 		return err
+	}
+	// The bucket and consumer may have been created by another process with other settings: what
+	// exists wins, so every process heartbeats and extends on the same clock.
+	if st, err := b.Workers.Status(ctx); err == nil && st.TTL() > 0 {
+		b.Config.WorkerTTL = st.TTL()
 	}
 	if b.Leases, err = ensureKV(ctx, b.JS, jetstream.KeyValueConfig{
 		Bucket: schema.BucketLeases, History: 1, TTL: cfg.WorkerTTL, Replicas: cfg.Replicas,

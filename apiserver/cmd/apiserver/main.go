@@ -40,6 +40,7 @@ type config struct {
 	replicas      int
 	apiKeys       []string
 	createTimeout time.Duration
+	workerTTL     time.Duration
 	logLevel      string
 }
 
@@ -53,6 +54,7 @@ func main() {
 	flag.IntVar(&c.replicas, "replicas", 1, "replicas of streams and buckets when this apiserver creates them")
 	flag.StringVar(&apiKey, "api-key", os.Getenv("E2B_API_KEY"), "accepted API keys, comma-separated (default $E2B_API_KEY; generated if empty)")
 	flag.DurationVar(&c.createTimeout, "create-timeout", 30*time.Second, "how long a create waits for a worker")
+	flag.DurationVar(&c.workerTTL, "worker-ttl", 10*time.Second, "how long a worker heartbeat lives, when this apiserver creates the bucket")
 	flag.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	flag.Parse()
 
@@ -116,7 +118,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	b, err := bus.Open(ctx, nc, bus.Config{Replicas: c.replicas})
+	b, err := bus.Open(ctx, nc, bus.Config{Replicas: c.replicas, WorkerTTL: c.workerTTL})
 	if err != nil {
 		return err
 	}
