@@ -47,7 +47,7 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	t.Parallel()
 	c := bustest.RunCluster(t, 3)
 	nc := bustest.ConnectURL(t, c.URL())
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	b, err := bus.Open(ctx, nc, bus.Config{Replicas: 3})
 	if err != nil {
@@ -64,7 +64,7 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 	for node := range 3 {
 		c.Stop(node)
 		for _, id := range ids {
-			bustest.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+			bustest.Eventually(t, time.Minute, 100*time.Millisecond, func() error {
 				_, _, err := b.UpdateRecord(ctx, id, func(r schema.Record) (schema.Record, error) {
 					r.Metadata = map[string]string{"node-down": string(rune('1' + node))}
 					return r, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -24,6 +25,8 @@ type Config struct {
 	// before it is redelivered: short, so a command held by a crashed worker comes back quickly (live
 	// workers extend it every third of it while a start runs).
 	CreateAckWait time.Duration
+	// Logger, if set, hears about provisioning retries.
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -67,7 +70,12 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Bus, error) {
 		backoff.WithMaxInterval(3*time.Second),
 		backoff.WithMaxElapsedTime(0),
 	), ctx)
-	if err := backoff.Retry(func() error { return b.provision(ctx) }, bo); err != nil {
+	notify := func(err error, d time.Duration) {
+		if cfg.Logger != nil {
+			cfg.Logger.Warn("provision jetstream; retrying", "error", err, "retry_in", d)
+		}
+	}
+	if err := backoff.RetryNotify(func() error { return b.provision(ctx) }, bo, notify); err != nil {
 		return nil, fmt.Errorf("provision jetstream: %w", err)
 	}
 	return b, nil
@@ -91,23 +99,8 @@ func (b *Bus) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if cons, err := b.Commands.Consumer(ctx, schema.ConsumerCreate); err == nil {
-		cfg.CreateAckWait = cons.CachedInfo().Config.AckWait
-		b.Config.CreateAckWait = cfg.CreateAckWait
-	}
-	if _, err := b.Commands.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       schema.ConsumerCreate,
-		FilterSubject: schema.SubjectCreate,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.CreateAckWait,
-		// Redeliveries are cheap (a KV read) and a command waits for a crashed claimer's heartbeat to
-		// expire (one worker TTL) before another worker takes it over: allow a minute of them.
-		MaxDeliver:    60,
-		MaxWaiting:    4096,
-		MaxAckPending: 10_000,
-		Replicas:      cfg.Replicas,
-	}); err != nil {
-		return fmt.Errorf("consumer %s: %w", schema.ConsumerCreate, err)
+	if err := b.ensureCreateConsumer(ctx); err != nil {
+		return err
 	}
 	if b.Sandboxes, err = ensureKV(ctx, b.JS, jetstream.KeyValueConfig{
 		Bucket: schema.BucketSandboxes, History: 5, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
@@ -134,6 +127,35 @@ func (b *Bus) provision(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	return nil
+}
+
+// ensureCreateConsumer binds to the shared create consumer, creating it if it is missing. An existing
+// consumer is never changed (its ack wait wins), so processes started with other flags cannot fight
+// over it; its replicas follow the stream's.
+func (b *Bus) ensureCreateConsumer(ctx context.Context) error {
+	cons, err := b.Commands.Consumer(ctx, schema.ConsumerCreate)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = b.Commands.CreateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       schema.ConsumerCreate,
+			FilterSubject: schema.SubjectCreate,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       b.Config.CreateAckWait,
+			// Redeliveries are cheap (a KV read) and a command waits for a crashed claimer's heartbeat
+			// to expire (one worker TTL) before another worker takes it over: allow a minute of them.
+			MaxDeliver:    60,
+			MaxWaiting:    4096,
+			MaxAckPending: 10_000,
+			Replicas:      b.Commands.CachedInfo().Config.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = b.Commands.Consumer(ctx, schema.ConsumerCreate)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", schema.ConsumerCreate, err)
+	}
+	b.Config.CreateAckWait = cons.CachedInfo().Config.AckWait
 	return nil
 }
 

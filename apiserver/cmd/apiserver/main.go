@@ -118,7 +118,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	b, err := bus.Open(ctx, nc, bus.Config{Replicas: c.replicas, WorkerTTL: c.workerTTL})
+	b, err := bus.Open(ctx, nc, bus.Config{Replicas: c.replicas, WorkerTTL: c.workerTTL, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,15 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			return nil
 		},
 	})
-	ready := gateway.New(sandboxes, log).Dispatch(control)
+	dispatch := gateway.New(sandboxes, log).Dispatch(control)
+	// While NATS is unreachable every request fails fast with 503 instead of waiting for a timeout.
+	ready := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := nc.Status(); st != nats.CONNECTED {
+			httpjson.Error(w, nil, schema.Errorf(http.StatusServiceUnavailable, "not ready: NATS is %s", st))
+			return
+		}
+		dispatch.ServeHTTP(w, r)
+	}))
 	handler.Store(&ready)
 	log.Info("apiserver ready")
 

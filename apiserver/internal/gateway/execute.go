@@ -56,7 +56,6 @@ func (g *Gateway) execute(w http.ResponseWriter, r *http.Request) {
 			}
 			if !errors.Is(err, io.EOF) {
 				g.Log.Warn("execution stream ended abnormally", "sandbox_id", rec.ID, "error", err)
-				g.afterStreamFailure(rec.ID, err)
 				_, _ = w.Write(abnormalEnd(atLineStart, err))
 				_ = rc.Flush()
 			}
@@ -102,18 +101,6 @@ func (g *Gateway) startExecution(ctx context.Context, sandboxID string, req e2b.
 		return nil, err
 	}
 	return stream, nil
-}
-
-// afterStreamFailure checks whether the owner still answers when its stream died.
-func (g *Gateway) afterStreamFailure(sandboxID string, err error) {
-	if !errors.Is(err, bus.ErrStreamIdle) {
-		return
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, _ = lifecycle.Request[[]schema.CodeContext](ctx, g.Sandboxes, sandboxID, schema.OpContextList, schema.Empty{})
-	}()
 }
 
 // abnormalEnd is what the client reads when the stream broke before end_of_execution: an error line

@@ -92,7 +92,6 @@ func (g *Gateway) executeWS(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if !errors.Is(err, io.EOF) {
-				g.afterStreamFailure(rec.ID, err)
 				for _, line := range bytes.Split(bytes.TrimSuffix(abnormalEnd(true, err), []byte("\n")), []byte("\n")) {
 					if send(line) != nil {
 						return

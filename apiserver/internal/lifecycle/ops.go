@@ -54,7 +54,7 @@ func (s *Service) Kill(ctx context.Context, id string) error {
 	if rec.State.Terminal() {
 		return notFound(id)
 	}
-	_, err = bus.Request[schema.Empty](ctx, s.Bus.NC, schema.SubjectOp(id, schema.OpKill), schema.KillRequest{Reason: schema.ReasonKilled})
+	_, err = Request[schema.Empty](ctx, s, id, schema.OpKill, schema.KillRequest{Reason: schema.ReasonKilled})
 	switch {
 	case errors.Is(err, bus.ErrNoOwner):
 		s.markGone(id, schema.ReasonKilled+" (worker unreachable)")
@@ -98,10 +98,9 @@ func (s *Service) SetTimeout(ctx context.Context, id string, d time.Duration, ex
 		return schema.Record{}, err
 	}
 	req := schema.TimeoutRequest{EndAt: s.Now().UTC().Add(d), ExtendOnly: extendOnly}
-	reply, err := bus.Request[schema.TimeoutReply](ctx, s.Bus.NC, schema.SubjectOp(id, schema.OpTimeout), req)
+	reply, err := Request[schema.TimeoutReply](ctx, s, id, schema.OpTimeout, req)
 	if errors.Is(err, bus.ErrNoOwner) {
-		s.markGone(id, schema.ReasonWorkerLost)
-		return schema.Record{}, notFound(id)
+		return schema.Record{}, schema.Errorf(http.StatusServiceUnavailable, "the worker of sandbox %q does not answer; try again", id)
 	}
 	if err != nil {
 		return schema.Record{}, fmt.Errorf("set timeout of %s: %w", id, err)
@@ -109,14 +108,21 @@ func (s *Service) SetTimeout(ctx context.Context, id string, d time.Duration, ex
 	return reply.Record, nil
 }
 
-// Request sends an operation to a sandbox's owner. An owner that is gone makes the sandbox gone too.
+// Request sends an operation to a sandbox's owner. While nobody answers it retries briefly: an owner
+// that is reconnecting to NATS (after an outage or a cluster node's loss) has no subscriptions for a
+// moment. It never ends the record: only the reaper, which watches heartbeats, declares an owner gone.
 func Request[Resp any](ctx context.Context, s *Service, id, op string, req any) (Resp, error) {
-	resp, err := bus.Request[Resp](ctx, s.Bus.NC, schema.SubjectOp(id, op), req)
-	if errors.Is(err, bus.ErrNoOwner) {
-		s.markGone(id, schema.ReasonWorkerLost)
+	delay := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		resp, err := bus.Request[Resp](ctx, s.Bus.NC, schema.SubjectOp(id, op), req)
+		if !errors.Is(err, bus.ErrNoOwner) || attempt == 3 {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return resp, err
+		case <-time.After(delay):
+		}
+		delay *= 2
 	}
-	return resp, err
 }
-
-// OwnerGone records that a sandbox's owner stopped answering (for callers that talk to it directly).
-func (s *Service) OwnerGone(id string) { s.markGone(id, schema.ReasonWorkerLost) }
