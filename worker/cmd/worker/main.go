@@ -72,7 +72,7 @@ func run(args []string) error {
 		return err
 	}
 	defer nc.Close()
-	b, err := bus.Open(ctx, nc, bus.Config{Replicas: *replicas})
+	b, err := bus.Open(ctx, nc, bus.Config{Replicas: *replicas, Logger: wlog})
 	if err != nil {
 		return err
 	}
