@@ -11,7 +11,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
 ENVD_PROTO := apiserver/internal/envd/proto
 
-.PHONY: build run test unit vet staticcheck freebsd e2e e2e-deps fuzz clean generate
+.PHONY: build run test unit vet staticcheck freebsd e2e e2e-deps chaos fuzz clean generate
 
 build:
 	$(GO) build -o bin/apiserver ./apiserver/cmd/apiserver
@@ -22,7 +22,7 @@ run: build
 	deploy/local/run.sh
 
 ## test: vet, staticcheck, unit and integration tests with -race, the FreeBSD build, and the SDK end-to-end suites.
-test: vet staticcheck freebsd unit e2e
+test: vet staticcheck freebsd unit e2e chaos
 
 vet:
 	$(GO) vet $(PKGS)
@@ -66,8 +66,14 @@ bench: build
 	$(GO) build -o bin/loadtest ./loadtest/cmd/loadtest
 	bin/loadtest bench -apiserver bin/apiserver -worker bin/worker -capacity 1200 -out BENCHMARKS.md -reports bin/bench
 
+## chaos: fault tests with real processes: kill -9 of a worker, apiserver restart, NATS outage, and churn
+## across 2 apiservers and 2 workers on a 3-node NATS cluster that loses a node. They print what they saw.
+chaos:
+	$(GO) test -count=1 -v -timeout 10m fleetbox.dev/loadtest/chaos 2>&1 | tee .chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|chaos_test.go' ; exit $${PIPESTATUS[0]}
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshal -fuzztime 30s fleetbox.dev/apiserver/internal/httpjson
+	$(GO) test -run '^$$' -fuzz FuzzParseMetadataQuery -fuzztime 30s fleetbox.dev/apiserver/internal/lifecycle
 
 clean:
 	rm -rf bin .data
