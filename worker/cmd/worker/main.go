@@ -40,10 +40,15 @@ func run(args []string) error {
 	capacity := fs.Int("capacity", 64, "most sandboxes this worker runs at once")
 	runtimeName := fs.String("runtime", process.Name, "sandbox runtime: process")
 	python := fs.String("python", defaultPython(), "Python interpreter of code contexts")
+	kernelStart := fs.String("kernel-start", string(worker.KernelLazy), "when a sandbox's default Python kernel starts: lazy (first run_code), background (right after create) or ready (before create answers)")
 	replicas := fs.Int("replicas", 1, "replicas of streams and buckets if this worker is the first to create them")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ks, err := worker.ParseKernelStart(*kernelStart)
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(*logLevel, *logFormat)
@@ -77,7 +82,7 @@ func run(args []string) error {
 		return err
 	}
 	w, err := worker.New(worker.Config{
-		ID: *id, Bus: b, Runtime: rt, Python: *python, Capacity: *capacity, Version: version(), Logger: log,
+		ID: *id, Bus: b, Runtime: rt, Python: *python, Capacity: *capacity, Version: version(), Logger: log, KernelStart: ks,
 	})
 	if err != nil {
 		return err

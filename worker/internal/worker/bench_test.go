@@ -80,10 +80,10 @@ func (h *harness) waitRunning(tb testing.TB, id string) {
 
 // BenchmarkCreateToRunning measures pending record + create command → record running, through the bus.
 func BenchmarkCreateToRunning(b *testing.B) {
-	for _, kernelAtStart := range []bool{false, true} {
-		b.Run(fmt.Sprintf("kernelAtStart=%v", kernelAtStart), func(b *testing.B) {
+	for _, ks := range []worker.KernelStart{worker.KernelLazy, worker.KernelBackground, worker.KernelReady} {
+		b.Run(fmt.Sprintf("kernel=%s", ks), func(b *testing.B) {
 			h := newHarness(b)
-			h.startWorker(b, func(c *worker.Config) { c.KernelAtStart = kernelAtStart })
+			h.startWorker(b, func(c *worker.Config) { c.KernelStart = ks })
 			for b.Loop() {
 				id := h.create(b, time.Now().Add(time.Hour))
 				h.waitRunning(b, id)
@@ -96,12 +96,12 @@ func BenchmarkCreateToRunning(b *testing.B) {
 }
 
 // BenchmarkCreateAndFirstRunCode measures create → running → first run_code `1+1` answered, which
-// decides whether the default kernel should start before the sandbox is running or after.
+// decides when the default kernel should start.
 func BenchmarkCreateAndFirstRunCode(b *testing.B) {
-	for _, kernelAtStart := range []bool{false, true} {
-		b.Run(fmt.Sprintf("kernelAtStart=%v", kernelAtStart), func(b *testing.B) {
+	for _, ks := range []worker.KernelStart{worker.KernelLazy, worker.KernelBackground, worker.KernelReady} {
+		b.Run(fmt.Sprintf("kernel=%s", ks), func(b *testing.B) {
 			h := newHarness(b)
-			h.startWorker(b, func(c *worker.Config) { c.KernelAtStart = kernelAtStart })
+			h.startWorker(b, func(c *worker.Config) { c.KernelStart = ks })
 			for b.Loop() {
 				id := h.create(b, time.Now().Add(time.Hour))
 				h.waitRunning(b, id)

@@ -39,7 +39,8 @@ type codeContext struct {
 }
 
 // newContext makes a code context in sb whose kernel runs in the sandbox path cwd, and starts the kernel.
-func (w *Worker) newContext(sb *sandbox, language, cwd string) (*codeContext, error) {
+// An eager context starts its kernel now, in the background; a lazy one at its first use.
+func (w *Worker) newContext(sb *sandbox, language, cwd string, eager bool) (*codeContext, error) {
 	dir, err := sb.rt.HostPath(cwd)
 	if err != nil {
 		return nil, schema.Errorf(http.StatusBadRequest, "cwd %s: %v", cwd, err)
@@ -67,9 +68,11 @@ func (w *Worker) newContext(sb *sandbox, language, cwd string) (*codeContext, er
 			return kernel.Start(ctx, cfg)
 		},
 	}
-	c.mu.Lock()
-	c.startLocked()
-	c.mu.Unlock()
+	if eager {
+		c.mu.Lock()
+		c.startLocked()
+		c.mu.Unlock()
+	}
 	return c, nil
 }
 
@@ -115,6 +118,9 @@ func (c *codeContext) get(ctx context.Context) (*kernel.Kernel, error) {
 		if c.closed {
 			c.mu.Unlock()
 			return nil, errContextClosed
+		}
+		if c.ready == nil { // a lazy context's first use
+			c.startLocked()
 		}
 		ready := c.ready
 		c.mu.Unlock()

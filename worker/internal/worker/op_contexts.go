@@ -23,7 +23,7 @@ func (w *Worker) opContextCreate(ctx context.Context, id string, req schema.Cont
 	if cwd == "" {
 		cwd = schema.DefaultContextCwd
 	}
-	c, err := w.newContext(sb, schema.LanguagePython, cwd)
+	c, err := w.newContext(sb, schema.LanguagePython, cwd, true)
 	if err != nil {
 		return schema.CodeContext{}, err
 	}

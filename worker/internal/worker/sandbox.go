@@ -85,7 +85,7 @@ func (w *Worker) start(ctx context.Context, rec schema.Record, rev uint64) error
 	if sb.envd, err = newEnvd(rs, rec.EnvVars, w.cfg.UploadCommitTimeout, sb.log); err != nil {
 		return abort(err)
 	}
-	def, err := w.newContext(sb, schema.LanguagePython, schema.DefaultContextCwd)
+	def, err := w.newContext(sb, schema.LanguagePython, schema.DefaultContextCwd, w.cfg.KernelStart != KernelLazy)
 	if err != nil {
 		return abort(err)
 	}
@@ -93,7 +93,7 @@ func (w *Worker) start(ctx context.Context, rec schema.Record, rev uint64) error
 	sb.contexts[def.info.ID] = def
 	sb.defaultCtx = def.info.ID
 	sb.mu.Unlock()
-	if w.cfg.KernelAtStart {
+	if w.cfg.KernelStart == KernelReady {
 		if _, err := def.get(ctx); err != nil {
 			return abort(err)
 		}
