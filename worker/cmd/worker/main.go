@@ -83,6 +83,7 @@ func run(args []string) error {
 	}
 	w, err := worker.New(worker.Config{
 		ID: *id, Bus: b, Runtime: rt, Python: *python, Capacity: *capacity, Version: version(), Logger: log, KernelStart: ks,
+		KernelModuleDir: filepath.Join(abs, "kernel"),
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ package kernel
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -18,16 +19,42 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// Source is kernel.py. Start passes it to the interpreter with -c unless
-// Config.Script names a copy of it.
+// Source is kernel.py. Start passes it to the interpreter with -c unless Config.ModuleDir holds a
+// copy written by WriteModule.
 //
 //go:embed kernel.py
 var Source []byte
+
+const moduleName = "fleetbox_kernel"
+
+// WriteModule writes the kernel into dir as a module for Config.ModuleDir (unless an identical copy is
+// there) and compiles it once, so every kernel start imports the cached bytecode.
+func WriteModule(ctx context.Context, python, dir string) error {
+	path := filepath.Join(dir, moduleName+".py")
+	if cur, err := os.ReadFile(path); err != nil || !bytes.Equal(cur, Source) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("kernel module dir: %w", err)
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, Source, 0o644); err != nil {
+			return fmt.Errorf("write kernel module: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("write kernel module: %w", err)
+		}
+	}
+	out, err := exec.CommandContext(ctx, python, "-I", "-m", "py_compile", path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("compile kernel module: %v: %s", err, out)
+	}
+	return nil
+}
 
 // ErrKernelDied is wrapped by errors from a kernel whose process has exited.
 var ErrKernelDied = errors.New("kernel died")
@@ -38,11 +65,12 @@ const DefaultKeepaliveInterval = 5 * time.Second
 // Config says how to start one kernel process.
 type Config struct {
 	Python string // interpreter path, e.g. /usr/bin/python3 (never assume the pyenv shim)
-	// Script is the path of kernel.py as the interpreter sees it. If empty, Source is
-	// passed with -c, which needs no file in the sandbox.
-	Script string
-	Dir    string   // working directory
-	Env    []string // full environment (KEY=VALUE); nil means the worker's environment
+	// ModuleDir is a directory, as the interpreter sees it, where WriteModule put the kernel as
+	// module fleetbox_kernel: importing it lets Python cache the compiled kernel (a few ms per start).
+	// If empty, Source is passed with -c, which needs no file at all.
+	ModuleDir string
+	Dir       string   // working directory
+	Env       []string // full environment (KEY=VALUE); nil means the worker's environment
 	// KeepaliveInterval is the idle time after which Execute emits {"type":"keepalive"};
 	// default 5s.
 	KeepaliveInterval time.Duration
@@ -88,8 +116,8 @@ func Start(ctx context.Context, cfg Config) (*Kernel, error) {
 		log = slog.Default()
 	}
 	args := []string{"-u", "-I"}
-	if cfg.Script != "" {
-		args = append(args, cfg.Script)
+	if cfg.ModuleDir != "" {
+		args = append(args, "-c", fmt.Sprintf("import sys; sys.path.insert(0, %q); import %s as k; del sys.path[0]; k.run()", cfg.ModuleDir, moduleName))
 	} else {
 		args = append(args, "-c", string(Source))
 	}

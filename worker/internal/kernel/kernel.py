@@ -798,8 +798,13 @@ def main():
     os._exit(0)
 
 
-if __name__ == "__main__":
+def run():
+    """Entry point when imported as a module (so the interpreter can cache its bytecode)."""
     try:
         main()
     except BaseException:
         _fatal(traceback.format_exc())
+
+
+if __name__ == "__main__":
+    run()

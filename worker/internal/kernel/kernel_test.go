@@ -696,14 +696,17 @@ func TestKeepalive(t *testing.T) {
 	}
 }
 
-func TestScriptAndProcessGroup(t *testing.T) {
+func TestModuleAndProcessGroup(t *testing.T) {
 	t.Parallel()
-	script := filepath.Join(t.TempDir(), "kernel.py")
-	if err := os.WriteFile(script, Source, 0o644); err != nil {
+	dir := t.TempDir()
+	if err := WriteModule(t.Context(), pythonPath(t), dir); err != nil {
 		t.Fatal(err)
 	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "__pycache__", moduleName+".*.pyc")); len(m) != 1 {
+		t.Fatalf("compiled module: %v", m)
+	}
 	k := startKernel(t, func(c *Config) {
-		c.Script = script
+		c.ModuleDir = dir
 		c.Prepare = func(cmd *exec.Cmd) error {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			return nil
@@ -732,7 +735,7 @@ func TestStartFails(t *testing.T) {
 	if _, err := Start(ctx, Config{Python: "/nonexistent/python"}); err == nil {
 		t.Error("Start with a missing interpreter succeeded")
 	}
-	_, err := Start(ctx, Config{Python: "/bin/sh", Script: "/dev/null", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	_, err := Start(ctx, Config{Python: "/bin/sh", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil {
 		t.Error("Start with a non-Python interpreter succeeded")
 	}
@@ -757,13 +760,21 @@ func BenchmarkExecute(b *testing.B) {
 func BenchmarkStart(b *testing.B) {
 	py := pythonPath(b)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	for b.Loop() {
-		k, err := Start(context.Background(), Config{Python: py, Logger: log})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer() // measure start-up to ready, not the kill and reap
-		k.Close()
-		b.StartTimer()
+	dir := b.TempDir()
+	if err := WriteModule(context.Background(), py, dir); err != nil {
+		b.Fatal(err)
+	}
+	for _, moduleDir := range []string{"", dir} {
+		b.Run(fmt.Sprintf("module=%v", moduleDir != ""), func(b *testing.B) {
+			for b.Loop() {
+				k, err := Start(context.Background(), Config{Python: py, Logger: log, ModuleDir: moduleDir})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer() // measure start-up to ready, not the kill and reap
+				k.Close()
+				b.StartTimer()
+			}
+		})
 	}
 }

@@ -52,6 +52,7 @@ func (w *Worker) newContext(sb *sandbox, language, cwd string, eager bool) (*cod
 	log := sb.log.With(logkey.ContextID, id)
 	cfg := kernel.Config{
 		Python:            w.cfg.Python,
+		ModuleDir:         w.cfg.KernelModuleDir,
 		Dir:               dir,
 		Env:               sb.rt.Env(),
 		KeepaliveInterval: w.cfg.KeepaliveInterval,
