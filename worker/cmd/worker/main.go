@@ -41,6 +41,7 @@ func run(args []string) error {
 	runtimeName := fs.String("runtime", process.Name, "sandbox runtime: process")
 	python := fs.String("python", defaultPython(), "Python interpreter of code contexts")
 	kernelStart := fs.String("kernel-start", string(worker.KernelLazy), "when a sandbox's default Python kernel starts: lazy (first run_code), background (right after create) or ready (before create answers)")
+	zygote := fs.Bool("kernel-fork-server", true, "fork Python kernels from one pre-imported interpreter instead of starting one each time")
 	replicas := fs.Int("replicas", 1, "replicas of streams and buckets if this worker is the first to create them")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -84,6 +85,7 @@ func run(args []string) error {
 	w, err := worker.New(worker.Config{
 		ID: *id, Bus: b, Runtime: rt, Python: *python, Capacity: *capacity, Version: version(), Logger: log, KernelStart: ks,
 		KernelModuleDir: filepath.Join(abs, "kernel"),
+		KernelZygote:    *zygote,
 	})
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -69,8 +70,11 @@ type Config struct {
 	// module fleetbox_kernel: importing it lets Python cache the compiled kernel (a few ms per start).
 	// If empty, Source is passed with -c, which needs no file at all.
 	ModuleDir string
-	Dir       string   // working directory
-	Env       []string // full environment (KEY=VALUE); nil means the worker's environment
+	// Zygote, if set, forks the kernel from a fork server instead of starting an interpreter, when
+	// the prepared command allows it (see Zygote); otherwise, or if the fork fails, Start execs.
+	Zygote *Zygote
+	Dir    string   // working directory
+	Env    []string // full environment (KEY=VALUE); nil means the worker's environment
 	// KeepaliveInterval is the idle time after which Execute emits {"type":"keepalive"};
 	// default 5s.
 	KeepaliveInterval time.Duration
@@ -83,7 +87,7 @@ type Config struct {
 
 // Kernel is one running kernel process. Its methods are safe for concurrent use.
 type Kernel struct {
-	cmd       *exec.Cmd
+	proc      process
 	pid       int
 	group     bool // the kernel leads its own process group: signal the group
 	log       *slog.Logger
@@ -150,17 +154,17 @@ func Start(ctx context.Context, cfg Config) (*Kernel, error) {
 		}
 	}
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
+	proc, pid, err := launch(ctx, cfg, cmd, stderr, log)
+	if err != nil {
 		closeAll()
-		return nil, fmt.Errorf("kernel: start %s: %w", cfg.Python, err)
+		return nil, err
 	}
 	inR.Close()
 	outW.Close()
 
-	pid := cmd.Process.Pid
 	pgid, err := syscall.Getpgid(pid)
 	k := &Kernel{
-		cmd:        cmd,
+		proc:       proc,
 		pid:        pid,
 		group:      err == nil && pgid == pid,
 		log:        log.With("kernel_pid", pid),
@@ -204,6 +208,73 @@ func Start(ctx context.Context, cfg Config) (*Kernel, error) {
 	k.log.Debug("kernel ready", "duration", time.Since(began), "process_group", k.group)
 	return k, nil
 }
+
+// launch starts the prepared command: forked by the zygote when it can serve it, executed otherwise.
+func launch(ctx context.Context, cfg Config, cmd *exec.Cmd, stderr *tailWriter, log *slog.Logger) (process, int, error) {
+	if z := cfg.Zygote; z != nil {
+		if pgid, ok := forkable(cmd, cfg.Python); ok {
+			p, pid, err := forkKernel(ctx, z, cmd, pgid, stderr)
+			if err == nil {
+				return p, pid, nil
+			}
+			log.Warn("zygote fork failed; starting a fresh interpreter", "error", err)
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, 0, fmt.Errorf("kernel: start %s: %w", cfg.Python, err)
+	}
+	return execProcess{cmd}, cmd.Process.Pid, nil
+}
+
+// forkKernel has the zygote fork a kernel with cmd's standard files, directory and environment.
+func forkKernel(ctx context.Context, z *Zygote, cmd *exec.Cmd, pgid int, stderr *tailWriter) (process, int, error) {
+	stdin, ok1 := cmd.Stdin.(*os.File)
+	stdout, ok2 := cmd.Stdout.(*os.File)
+	if !ok1 || !ok2 {
+		return nil, 0, errZygoteUnusable
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return nil, 0, err
+	}
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	envMap := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			envMap[k] = v
+		}
+	}
+	dir := cmd.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	pid, err := z.spawn(ctx, spawnRequest{Cwd: dir, Env: envMap, Pgid: pgid}, stdin, stdout, errW)
+	errW.Close()
+	if err != nil {
+		errR.Close()
+		return nil, 0, err
+	}
+	go func() {
+		_, _ = io.Copy(stderr, errR)
+		errR.Close()
+	}()
+	return forkedProcess{pid}, pid, nil
+}
+
+// process is a running kernel: a child we executed, or one the zygote forked.
+type process interface {
+	signal(sig syscall.Signal) error
+	// wait returns once the process has exited; eof is closed when its event pipe reached EOF.
+	wait(eof <-chan struct{}) error
+}
+
+type execProcess struct{ cmd *exec.Cmd }
+
+func (p execProcess) signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+func (p execProcess) wait(<-chan struct{}) error      { return p.cmd.Wait() }
 
 // Pid returns the process id of the kernel process.
 func (k *Kernel) Pid() int { return k.pid }
@@ -370,7 +441,7 @@ func (k *Kernel) Interrupt() error {
 	if k.group {
 		err = syscall.Kill(-k.pid, syscall.SIGINT)
 	} else {
-		err = k.cmd.Process.Signal(os.Interrupt)
+		err = k.proc.signal(syscall.SIGINT)
 	}
 	if err != nil {
 		return fmt.Errorf("kernel: interrupt: %w", err)
@@ -386,7 +457,7 @@ func (k *Kernel) Close() error {
 		if k.group {
 			_ = syscall.Kill(-k.pid, syscall.SIGKILL)
 		}
-		if err := k.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		if err := k.proc.signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, syscall.ESRCH) {
 			k.closeErr = fmt.Errorf("kernel: close: %w", err)
 		}
 		k.stdin.Close()
@@ -468,7 +539,7 @@ func (k *Kernel) read(r *os.File) {
 // wait reaps the process. If something else still holds the event pipe open after
 // the kernel exited, the pipe is closed so that readers do not hang.
 func (k *Kernel) wait(out *os.File) {
-	k.waitErr = k.cmd.Wait()
+	k.waitErr = k.proc.wait(k.readerDone)
 	close(k.done)
 	k.log.Debug("kernel exited", "status", k.waitErr)
 	select {
@@ -484,7 +555,7 @@ func (k *Kernel) diedError() error {
 	select {
 	case <-k.done:
 	case <-time.After(2 * time.Second):
-		_ = k.cmd.Process.Kill()
+		_ = k.proc.signal(syscall.SIGKILL)
 		<-k.done
 	}
 	msg := "kernel process exited"

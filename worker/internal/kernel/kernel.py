@@ -798,6 +798,64 @@ def main():
     os._exit(0)
 
 
+def zygote(sock_fd):
+    """Fork server: with the kernel imported once, fork a ready kernel per request.
+
+    Requests arrive on a SOCK_SEQPACKET socket, one JSON message each, carrying three file descriptors
+    (the new kernel's stdin, stdout and stderr): {"cwd": dir, "env": {...}, "pgid": n} where pgid 0 makes
+    the kernel lead a new process group and n joins group n. The answer is {"pid": n} or {"error": msg}.
+    The zygote exits when the socket closes (its worker is gone); its children are reaped by the kernel
+    (SIGCHLD ignored).
+    """
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=sock_fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)
+        try:
+            req = json.loads(msg)
+            if len(fds) != 3:
+                raise ValueError("want 3 file descriptors, got %d" % len(fds))
+            pid = os.fork()
+        except Exception as e:  # noqa: BLE001 - reported to the worker
+            for fd in fds:
+                os.close(fd)
+            sock.send(json.dumps({"error": str(e)}).encode())
+            continue
+        if pid == 0:
+            try:
+                sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                os.setpgid(0, req.get("pgid", 0))
+                for i, fd in enumerate(fds):
+                    os.dup2(fd, i)
+                for fd in fds:
+                    if fd > 2:
+                        os.close(fd)
+                os.chdir(req["cwd"])
+                os.environ.clear()
+                os.environ.update(req["env"])
+                run()
+            finally:
+                os._exit(70)
+        try:
+            # Also from the parent, so the group is set before the worker looks (the usual race).
+            os.setpgid(pid, req.get("pgid", 0))
+        except OSError:
+            pass
+        for fd in fds:
+            os.close(fd)
+        sock.send(json.dumps({"pid": pid}).encode())
+
+
 def run():
     """Entry point when imported as a module (so the interpreter can cache its bytecode)."""
     try:

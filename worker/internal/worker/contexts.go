@@ -53,6 +53,7 @@ func (w *Worker) newContext(sb *sandbox, language, cwd string, eager bool) (*cod
 	cfg := kernel.Config{
 		Python:            w.cfg.Python,
 		ModuleDir:         w.cfg.KernelModuleDir,
+		Zygote:            w.zygote,
 		Dir:               dir,
 		Env:               sb.rt.Env(),
 		KeepaliveInterval: w.cfg.KeepaliveInterval,

@@ -75,6 +75,8 @@ func (h *harness) startWorkerIn(tb testing.TB, data string, opts ...workerOpt) *
 	cfg := worker.Config{
 		ID: "w-" + schema.NewToken(4), Bus: b, Runtime: rt, Python: python, Capacity: 64,
 		FetchWait: 300 * time.Millisecond, Logger: h.log,
+		// As main configures it: kernels forked from the fork server.
+		KernelModuleDir: filepath.Join(data, "kernel"), KernelZygote: true,
 	}
 	for _, o := range opts {
 		o(&cfg)

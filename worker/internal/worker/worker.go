@@ -47,6 +47,10 @@ type Config struct {
 	// KernelModuleDir, if set, is where the kernel is written as a module (compiled once) for every
 	// kernel start to import, saving ~3 ms per start; it must be visible to the sandboxes' interpreters.
 	KernelModuleDir string
+	// KernelZygote forks kernels from one pre-imported interpreter (a fork server) when the runtime
+	// allows it: a kernel start then costs a fork (~7 ms) instead of an interpreter start (~30-50 ms).
+	// It needs KernelModuleDir.
+	KernelZygote bool
 	// KeepaliveInterval is the idle time after which executions emit keepalive lines (default 5 s).
 	KeepaliveInterval time.Duration
 	// HeartbeatInterval defaults to a third of the bus's WorkerTTL.
@@ -67,6 +71,7 @@ const drainTimeout = 10 * time.Second
 // Worker runs sandboxes for the fleet.
 type Worker struct {
 	cfg       Config
+	zygote    *kernel.Zygote // nil: kernels start as fresh interpreters
 	id        string
 	bus       *bus.Bus
 	rt        runtime.Runtime
@@ -145,6 +150,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err := kernel.WriteModule(ctx, w.cfg.Python, dir); err != nil {
 			w.log.Warn("kernel module not written; kernels start from source", logkey.Error, err)
 			w.cfg.KernelModuleDir = ""
+		}
+	}
+	if w.cfg.KernelZygote && w.cfg.KernelModuleDir != "" {
+		z, err := kernel.StartZygote(ctx, w.cfg.Python, w.cfg.KernelModuleDir, w.log)
+		if err != nil {
+			w.log.Warn("kernel fork server not started; kernels start as fresh interpreters", logkey.Error, err)
+		} else {
+			w.zygote = z
+			defer z.Close()
 		}
 	}
 	if err := w.recoverLeftovers(ctx); err != nil {
