@@ -37,6 +37,8 @@ staticcheck: bin/staticcheck
 freebsd:
 	GOOS=freebsd GOARCH=amd64 $(GO) vet $(PKGS)
 	GOOS=freebsd GOARCH=amd64 $(GO) build -o /dev/null ./apiserver/cmd/apiserver ./worker/cmd/worker
+	for f in deploy/freebsd/*.sh deploy/freebsd/rc.d/*; do sh -n "$$f" || exit 1; done
+	bash -n deploy/local/run.sh
 
 ## generate: regenerate the Go code of envd's protos with Debian's protoc and pinned plugins in bin/.
 generate:
