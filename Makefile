@@ -70,8 +70,9 @@ bench: build
 
 ## chaos: fault tests with real processes: kill -9 of a worker, apiserver restart, NATS outage, and churn
 ## across 2 apiservers and 2 workers on a 3-node NATS cluster that loses a node. They print what they saw.
+## The load tester's smoke test (real binaries, every shape briefly) runs with them.
 chaos:
-	$(GO) test -count=1 -v -timeout 10m fleetbox.dev/loadtest/chaos 2>&1 | tee .chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|chaos_test.go' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -v -timeout 10m fleetbox.dev/loadtest/chaos fleetbox.dev/loadtest/cmd/loadtest 2>&1 | tee .chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|chaos_test.go' ; exit $${PIPESTATUS[0]}
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshal -fuzztime 30s fleetbox.dev/apiserver/internal/httpjson
