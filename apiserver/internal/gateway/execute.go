@@ -21,7 +21,7 @@ const MaxExecuteBody = 16 << 20
 
 // streamIdleTimeout is how long the relay waits for any output; workers send keepalives every 5 s, so
 // silence this long means the worker is gone.
-const streamIdleTimeout = 30 * time.Second
+const streamIdleTimeout = 15 * time.Second
 
 // execute serves POST /execute: it streams the execution's NDJSON lines, flushing each as it arrives.
 // A client that disconnects interrupts the execution.
