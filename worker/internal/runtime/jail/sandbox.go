@@ -155,8 +155,8 @@ func (s *Sandbox) Command(ctx context.Context, argv []string, cwd string, env ma
 	if _, err := s.HostPath(cwd); err != nil {
 		return nil, fmt.Errorf("command cwd: %w", err)
 	}
-	cmdEnv := mergeEnv(s.env, env)
-	bin, err := s.lookPath(argv[0], envValue(cmdEnv, "PATH"), path.Clean(cwd))
+	cmdEnv := runtime.MergeEnv(s.env, env)
+	bin, err := s.lookPath(argv[0], runtime.EnvValue(cmdEnv, "PATH"), path.Clean(cwd))
 	if err != nil {
 		return nil, fmt.Errorf("command %s: %w", argv[0], err)
 	}

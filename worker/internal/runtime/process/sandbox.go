@@ -62,8 +62,8 @@ func (s *Sandbox) Command(ctx context.Context, argv []string, cwd string, env ma
 	if err != nil {
 		return nil, fmt.Errorf("command cwd: %w", err)
 	}
-	cmdEnv := mergeEnv(s.env, env)
-	bin, err := lookPath(argv[0], envValue(cmdEnv, "PATH"), dir)
+	cmdEnv := runtime.MergeEnv(s.env, env)
+	bin, err := lookPath(argv[0], runtime.EnvValue(cmdEnv, "PATH"), dir)
 	if err != nil {
 		return nil, fmt.Errorf("command %s: %w", argv[0], err)
 	}
