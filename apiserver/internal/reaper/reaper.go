@@ -54,7 +54,7 @@ func New(b *bus.Bus, cfg Config) *Reaper {
 		cfg.StalePending = 2 * time.Minute
 	}
 	if cfg.Retention <= 0 {
-		cfg.Retention = time.Hour
+		cfg.Retention = 10 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
