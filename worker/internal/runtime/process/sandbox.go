@@ -28,6 +28,9 @@ type Sandbox struct {
 
 	mu        sync.Mutex
 	destroyed bool // set when Destroy starts: no process may join any more
+	// ranCommands is set once a command (not only code contexts) ran: Destroy then also sweeps for
+	// processes that left the group.
+	ranCommands bool
 
 	destroyMu sync.Mutex // serialises Destroy calls
 	removed   bool       // Destroy finished: nothing is left
@@ -74,6 +77,9 @@ func (s *Sandbox) Command(ctx context.Context, argv []string, cwd string, env ma
 	if err := s.Prepare(cmd); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.ranCommands = true
+	s.mu.Unlock()
 	return cmd, nil
 }
 
@@ -120,9 +126,17 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 	if err := waitGroupDead(ctx, s.pgid, s.killTimeout); err != nil {
 		return fmt.Errorf("destroy %s: %w", s.id, err)
 	}
-	// Processes that left the group (their own sessions or groups) still carry the sandbox's id.
-	if n := killMarked(map[string]bool{s.id: true}); n > 0 {
-		s.log.Debug("killed sandbox processes outside its group", "count", n)
+	// Processes that left the group (their own sessions or groups) still carry the sandbox's id. Commands
+	// (envd processes lead their own groups, and their orphans stay there) are found that way; the sweep
+	// reads every process's environment, so it only runs for sandboxes that ran commands: code contexts'
+	// processes stay in the sandbox's group (one that calls setsid is found by the next Cleanup).
+	s.mu.Lock()
+	sweep := s.ranCommands
+	s.mu.Unlock()
+	if sweep {
+		if n := killMarked(map[string]bool{s.id: true}); n > 0 {
+			s.log.Debug("killed sandbox processes outside its group", "count", n)
+		}
 	}
 	if err := removeAll(s.root); err != nil {
 		return fmt.Errorf("destroy %s: %w", s.id, err)
