@@ -159,6 +159,10 @@ func TestStreamLargeInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	// The writer is on another connection and is not started by a request: make the subscription known.
+	if err := rc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	w, err := bus.NewStreamWriter(wc, "sbx", "s1")
 	if err != nil {
 		t.Fatal(err)

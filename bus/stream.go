@@ -174,8 +174,10 @@ func (w *StreamWriter) send(p []byte, eof bool, se *schema.Error) error {
 	}
 }
 
-// StreamReader is the consuming end of a byte stream. Open it before asking the writer to start, so no
-// chunk is published before the subscription exists.
+// StreamReader is the consuming end of a byte stream. Open it before asking the writer to start, and ask
+// over the same connection: the server then sees the subscription before the request, so no chunk is
+// published before it exists. A writer started any other way needs a Flush of the reader's connection
+// first.
 type StreamReader struct {
 	nc          *nats.Conn
 	credit      string
