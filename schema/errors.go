@@ -23,11 +23,8 @@ func (e *Error) Is(target error) bool {
 
 // Sentinels for errors.Is; their empty message matches any message of the same code.
 var (
-	ErrBadRequest   = &Error{Code: http.StatusBadRequest}
-	ErrUnauthorized = &Error{Code: http.StatusUnauthorized}
-	ErrNotFound     = &Error{Code: http.StatusNotFound}
-	ErrConflict     = &Error{Code: http.StatusConflict}
-	ErrUnavailable  = &Error{Code: http.StatusServiceUnavailable}
+	ErrNotFound = &Error{Code: http.StatusNotFound}
+	ErrConflict = &Error{Code: http.StatusConflict}
 )
 
 // Errorf builds an *Error with an HTTP status code.
