@@ -116,16 +116,22 @@ func waitState(t *testing.T, b *bus.Bus, id string, want schema.State) schema.Re
 	return rec
 }
 
-// sandboxPgid reads the sandbox's process group from its state file.
-func sandboxPgid(t *testing.T, data, id string) int {
+// sandboxPgid starts a code context in the sandbox (its kernel is the sandbox's first process, which
+// creates the process group) and reads the group from the sandbox's state file.
+func sandboxPgid(t *testing.T, b *bus.Bus, data, id string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(data, "sandboxes", id, ".fleetbox-sandbox.json"))
-	if err != nil {
+	if _, err := bus.Request[schema.CodeContext](t.Context(), b.NC, schema.SubjectOp(id, schema.OpContextCreate), schema.ContextCreateRequest{}); err != nil {
 		t.Fatal(err)
 	}
+	var state []byte
+	bustest.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
+		var err error
+		state, err = os.ReadFile(filepath.Join(data, "sandboxes", id, ".fleetbox-sandbox.json"))
+		return err
+	})
 	var st struct{ Pgid int }
-	if err := json.Unmarshal(b, &st); err != nil || st.Pgid <= 1 {
-		t.Fatalf("state %s: %v", b, err)
+	if err := json.Unmarshal(state, &st); err != nil || st.Pgid <= 1 {
+		t.Fatalf("state %s: %v", state, err)
 	}
 	return st.Pgid
 }
@@ -151,7 +157,7 @@ func TestSignalDrains(t *testing.T) {
 	p := startWorkerProcess(t, ns.ClientURL(), data, "w-signal")
 	id := createSandbox(t, b)
 	waitState(t, b, id, schema.StateRunning)
-	pgid := sandboxPgid(t, data, id)
+	pgid := sandboxPgid(t, b, data, id)
 
 	p.signal(syscall.SIGTERM)
 	if !p.wait(30 * time.Second) {
@@ -184,7 +190,7 @@ func TestCrashRestart(t *testing.T) {
 	p := startWorkerProcess(t, ns.ClientURL(), data, "w-crash")
 	id := createSandbox(t, b)
 	waitState(t, b, id, schema.StateRunning)
-	pgid := sandboxPgid(t, data, id)
+	pgid := sandboxPgid(t, b, data, id)
 
 	p.signal(syscall.SIGKILL)
 	<-p.done

@@ -137,6 +137,14 @@ func TestRestartCleanup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd, err := sb.Command(t.Context(), []string{"sleep", "1000"}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait() }() // reap it once the restart's cleanup kills it
 	pgid := sb.(*process.Sandbox).Pgid()
 	rec := schema.Record{ID: sb.ID(), State: schema.StatePending, EndAt: time.Now().Add(time.Hour)}
 	if _, err := h.bus.CreateRecord(t.Context(), rec); err != nil {

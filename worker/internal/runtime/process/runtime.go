@@ -129,29 +129,13 @@ func (r *Runtime) create(root string, spec runtime.Spec) (*Sandbox, error) {
 		id:          spec.ID,
 		root:        root,
 		env:         sandboxEnv(root, spec.ID, spec.EnvVars),
+		holder:      r.holder,
 		killTimeout: r.killTimeout,
 		log:         r.log.With(logkey.SandboxID, spec.ID),
 		holderDone:  make(chan struct{}),
 	}
-	// The holder leads the group for the sandbox's whole life; it needs no input or output.
-	h := exec.Command(r.holder, "2147483647")
-	h.Dir = root
-	h.Env = s.env
-	h.SysProcAttr = newGroupAttr()
-	if err := h.Start(); err != nil {
-		return nil, fmt.Errorf("start holder: %w", err)
-	}
-	s.pgid = h.Process.Pid
-	go func() {
-		_ = h.Wait()
-		close(s.holderDone)
-	}()
-	st := state{Pgid: s.pgid, StartTime: processStartTime(s.pgid), CreatedAt: time.Now().UTC()}
-	if err := writeState(root, st); err != nil {
-		killGroup(s.pgid)
-		<-s.holderDone
-		return nil, err
-	}
+	// The holder that leads the sandbox's process group starts with the first process (see
+	// startHolderLocked): a sandbox that never runs anything costs two directories and no process.
 	return s, nil
 }
 

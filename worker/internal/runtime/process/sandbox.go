@@ -21,7 +21,8 @@ type Sandbox struct {
 	id          string
 	root        string   // DataDir/sandboxes/<id>, symlinks resolved: the sandbox's "/"
 	env         []string // the sandbox's environment, fixed at Create
-	pgid        int      // the holder's pid: the process group of every process of the sandbox
+	pgid        int      // the holder's pid, the group of every process of the sandbox; 0 until the first (guarded by mu)
+	holder      string   // the holder program (sleep)
 	killTimeout time.Duration
 	log         *slog.Logger
 	holderDone  chan struct{} // closed once the holder has exited and been reaped
@@ -44,8 +45,12 @@ var (
 // ID returns the sandbox id.
 func (s *Sandbox) ID() string { return s.id }
 
-// Pgid returns the process group holding every process of the sandbox.
-func (s *Sandbox) Pgid() int { return s.pgid }
+// Pgid returns the process group holding every process of the sandbox (0 until a process ran).
+func (s *Sandbox) Pgid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pgid
+}
 
 // Root returns the host directory that is the sandbox's root.
 func (s *Sandbox) Root() string { return s.root }
@@ -91,6 +96,11 @@ func (s *Sandbox) Prepare(cmd *exec.Cmd) error {
 	if s.destroyed {
 		return fmt.Errorf("prepare command in %s: %w", s.id, runtime.ErrDestroyed)
 	}
+	if s.pgid == 0 {
+		if err := s.startHolderLocked(); err != nil {
+			return fmt.Errorf("prepare command in %s: %w", s.id, err)
+		}
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -104,6 +114,32 @@ func (s *Sandbox) Prepare(cmd *exec.Cmd) error {
 	return nil
 }
 
+// startHolderLocked starts the process that leads the sandbox's group for the rest of its life (it
+// needs no input or output) and records it for Cleanup. s.mu is held.
+func (s *Sandbox) startHolderLocked() error {
+	h := exec.Command(s.holder, "2147483647")
+	h.Dir = s.root
+	h.Env = s.env
+	h.SysProcAttr = newGroupAttr()
+	if err := h.Start(); err != nil {
+		return fmt.Errorf("start holder: %w", err)
+	}
+	pgid := h.Process.Pid
+	go func() {
+		_ = h.Wait()
+		close(s.holderDone)
+	}()
+	st := state{Pgid: pgid, StartTime: processStartTime(pgid), CreatedAt: time.Now().UTC()}
+	if err := writeState(s.root, st); err != nil {
+		killGroup(pgid)
+		<-s.holderDone
+		s.holderDone = make(chan struct{})
+		return err
+	}
+	s.pgid = pgid
+	return nil
+}
+
 // Destroy kills the process group, reaps the holder and removes the sandbox's directory.
 func (s *Sandbox) Destroy(ctx context.Context) error {
 	s.destroyMu.Lock()
@@ -113,18 +149,22 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.destroyed = true
+	pgid := s.pgid
 	s.mu.Unlock()
 	// Reaping the holder first usually leaves nothing in the group (the worker reaps its other children,
 	// the kernels, itself). Then kill until no live member remains: that also catches a process that
-	// joined while the first kill was on its way (a Start racing with Destroy).
-	killGroup(s.pgid)
-	select {
-	case <-s.holderDone:
-	case <-ctx.Done():
-		return fmt.Errorf("destroy %s: reap holder: %w", s.id, ctx.Err())
-	}
-	if err := waitGroupDead(ctx, s.pgid, s.killTimeout); err != nil {
-		return fmt.Errorf("destroy %s: %w", s.id, err)
+	// joined while the first kill was on its way (a Start racing with Destroy). A sandbox that never ran
+	// a process has no group.
+	if pgid != 0 {
+		killGroup(pgid)
+		select {
+		case <-s.holderDone:
+		case <-ctx.Done():
+			return fmt.Errorf("destroy %s: reap holder: %w", s.id, ctx.Err())
+		}
+		if err := waitGroupDead(ctx, pgid, s.killTimeout); err != nil {
+			return fmt.Errorf("destroy %s: %w", s.id, err)
+		}
 	}
 	// Processes that left the group (their own sessions or groups) still carry the sandbox's id. Commands
 	// (envd processes lead their own groups, and their orphans stay there) are found that way; the sweep
