@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -140,11 +141,28 @@ func (s *Service) waitRunning(ctx context.Context, id string, events <-chan *nat
 }
 
 // abandon makes sure a sandbox whose create was given up never lives on unseen: a pending record is
-// ended before any worker claims it; a claimed one is killed through its owner.
+// ended before any worker claims it; a claimed one is killed through its owner. It retries with backoff
+// for up to a minute in the background (the bus may be what failed the create), so the caller answers at
+// once.
 func (s *Service) abandon(id, reason string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		bo := backoff.WithContext(backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(200*time.Millisecond),
+			backoff.WithMaxInterval(5*time.Second),
+		), ctx)
+		err := backoff.Retry(func() error { return s.abandonOnce(ctx, id, reason) }, bo)
+		if err != nil {
+			s.Log.Warn("abandon sandbox: giving up; its timeout will end it", "sandbox_id", id, "error", err)
+		}
+	}()
+}
+
+func (s *Service) abandonOnce(ctx context.Context, id, reason string) error {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, _, err := s.Bus.UpdateRecord(ctx, id, func(r schema.Record) (schema.Record, error) {
+	_, _, err := s.Bus.UpdateRecord(rctx, id, func(r schema.Record) (schema.Record, error) {
 		if r.State != schema.StatePending {
 			return r, errNotPending
 		}
@@ -152,15 +170,16 @@ func (s *Service) abandon(id, reason string) {
 		r.EndedAt = s.Now().UTC()
 		return r, err
 	})
-	if errors.Is(err, errNotPending) {
-		if kerr := s.Kill(ctx, id); kerr != nil && !errors.Is(kerr, schema.ErrNotFound) {
-			s.Log.Warn("kill abandoned sandbox", "sandbox_id", id, "error", kerr)
+	switch {
+	case err == nil, errors.Is(err, schema.ErrNotFound):
+		return nil
+	case errors.Is(err, errNotPending):
+		if err := s.Kill(rctx, id); err != nil && !errors.Is(err, schema.ErrNotFound) {
+			return err
 		}
-		return
+		return nil
 	}
-	if err != nil {
-		s.Log.Warn("abandon sandbox", "sandbox_id", id, "error", err)
-	}
+	return err
 }
 
 var errNotPending = errors.New("record is no longer pending")
