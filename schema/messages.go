@@ -76,6 +76,8 @@ type WorkerInfo struct {
 	Version   string    `json:"version"`
 	StartedAt time.Time `json:"startedAt"`
 	Draining  bool      `json:"draining,omitempty"`
+	// MemoryAvailableMB is the host's available memory at the last beat (0 where unknown).
+	MemoryAvailableMB int `json:"memoryAvailableMB,omitempty"`
 }
 
 // Languages of code contexts, as the code interpreter names them.

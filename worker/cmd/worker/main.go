@@ -38,6 +38,7 @@ func run(args []string) error {
 	id := fs.String("id", "", "worker id, stable across restarts (default: the host name and a hash of -data)")
 	dataDir := fs.String("data", ".data/worker", "directory for sandboxes and worker state")
 	capacity := fs.Int("capacity", 64, "most sandboxes this worker runs at once")
+	minFree := fs.Int("min-free-memory", 256, "MiB of host memory to keep free: below it the worker stops claiming creates (0: no limit)")
 	runtimeName := fs.String("runtime", process.Name, "sandbox runtime: process")
 	python := fs.String("python", defaultPython(), "Python interpreter of code contexts")
 	kernelStart := fs.String("kernel-start", string(worker.KernelLazy), "when a sandbox's default Python kernel starts: lazy (first run_code), background (right after create) or ready (before create answers)")
@@ -83,7 +84,7 @@ func run(args []string) error {
 		return err
 	}
 	w, err := worker.New(worker.Config{
-		ID: *id, Bus: b, Runtime: rt, Python: *python, Capacity: *capacity, Version: version(), Logger: log, KernelStart: ks,
+		ID: *id, Bus: b, Runtime: rt, Python: *python, Capacity: *capacity, MinFreeMemoryMB: *minFree, Version: version(), Logger: log, KernelStart: ks,
 		KernelModuleDir: filepath.Join(abs, "kernel"),
 		KernelZygote:    *zygote,
 	})

@@ -37,6 +37,10 @@ type Config struct {
 	// FetchWait is how long one pull request waits for a command (default 2 s). A pull request cannot be
 	// withdrawn, so stopping the loop waits for the current one to end; keep it short.
 	FetchWait time.Duration
+	// Admit, if set, is asked before each fetch whether the host can take one more sandbox (beyond the
+	// free slot), e.g. enough free memory; while it says no, the loop waits instead of fetching, so the
+	// command goes to a worker that can take it.
+	Admit func() error
 	// StartTimeout bounds one sandbox start (default 2 minutes).
 	StartTimeout time.Duration
 	Logger       *slog.Logger
@@ -74,9 +78,29 @@ func (l *Loop) Run(ctx context.Context) {
 		backoff.WithMaxElapsedTime(0),
 	)
 	var cons jetstream.Consumer
+	refused := false
 	for ctx.Err() == nil {
 		if err := l.cfg.Slots.Acquire(ctx); err != nil {
 			return
+		}
+		if l.cfg.Admit != nil {
+			if err := l.cfg.Admit(); err != nil {
+				l.cfg.Slots.Release()
+				if !refused {
+					l.log.Warn("not claiming creates", logkey.Error, err)
+					refused = true
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			if refused {
+				l.log.Info("claiming creates again")
+				refused = false
+			}
 		}
 		msg, err := l.next(ctx, &cons)
 		if err != nil {

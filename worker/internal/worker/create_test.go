@@ -13,6 +13,7 @@ import (
 	"fleetbox.dev/worker/internal/runtime"
 	"fleetbox.dev/worker/internal/runtime/process"
 	"fleetbox.dev/worker/internal/runtime/runtimetest"
+	"fleetbox.dev/worker/internal/worker"
 )
 
 func TestCreateRunning(t *testing.T) {
@@ -301,5 +302,19 @@ func TestClaimTakeover(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // give a wrong takeover the chance to happen
 	if rec, _, _ := h.bus.GetRecord(t.Context(), busy); rec.Worker != "busy-worker" || rec.State != schema.StateStarting {
 		t.Fatalf("live claimer's record changed: %s by %s", rec.State, rec.Worker)
+	}
+}
+
+// A worker short of memory stops claiming: creates go to a worker that has room.
+func TestMemoryPlacement(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker(t, withID("w-full"), func(c *worker.Config) { c.MinFreeMemoryMB = 1 << 30 }) // never enough
+	roomy := h.startWorker(t, withID("w-roomy"))
+	for range 3 {
+		id := h.create(t, time.Now().Add(time.Hour))
+		if rec := h.waitState(t, id, schema.StateRunning); rec.Worker != roomy.ID() {
+			t.Fatalf("sandbox placed on %q, want the worker with memory", rec.Worker)
+		}
 	}
 }

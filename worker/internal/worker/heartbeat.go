@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fleetbox.dev/schema"
+	"fleetbox.dev/worker/internal/hostmem"
 	"fleetbox.dev/worker/internal/logkey"
 )
 
@@ -25,6 +26,9 @@ func (w *Worker) heartbeat(ctx context.Context) error {
 		Draining:  w.draining,
 	}
 	w.mu.Unlock()
+	if mb, err := hostmem.AvailableMB(); err == nil {
+		info.MemoryAvailableMB = mb
+	}
 	b, err := json.Marshal(info)
 	if err != nil {
 		return fmt.Errorf("encode heartbeat: %w", err)

@@ -20,6 +20,7 @@ import (
 	"fleetbox.dev/bus"
 	"fleetbox.dev/schema"
 	"fleetbox.dev/worker/internal/claim"
+	"fleetbox.dev/worker/internal/hostmem"
 	"fleetbox.dev/worker/internal/kernel"
 	"fleetbox.dev/worker/internal/logkey"
 	"fleetbox.dev/worker/internal/runtime"
@@ -36,8 +37,11 @@ type Config struct {
 	Python string
 	// Capacity is the most sandboxes this worker holds at once (starting or running).
 	Capacity int
-	Host     string
-	Version  string
+	// MinFreeMemoryMB keeps this much of the host's memory free: below it the worker stops claiming
+	// creates (they go to workers with room) until memory is available again. 0 disables the check.
+	MinFreeMemoryMB int
+	Host            string
+	Version         string
 	// KernelStart says when the default code context's kernel starts: KernelLazy (the default) at the
 	// first execution, so sandboxes used only for commands and files never pay for an interpreter
 	// (a start costs ~35 ms of CPU and ~7 MiB); KernelBackground right after the sandbox is running,
@@ -175,6 +179,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	loop := claim.New(claim.Config{
 		Bus: w.bus, WorkerID: w.id, Slots: w.slots, Start: w.start, FetchWait: w.cfg.FetchWait, Logger: w.log,
+		Admit: w.admit,
 	})
 	loopDone := make(chan struct{})
 	go func() {
@@ -203,6 +208,24 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Warn("withdraw heartbeat", logkey.Error, err)
 	}
 	w.log.Info("worker stopped")
+	return nil
+}
+
+// admit tells the claim loop whether the host has room for one more sandbox beyond the free slot.
+func (w *Worker) admit() error {
+	if w.cfg.MinFreeMemoryMB <= 0 {
+		return nil
+	}
+	mb, err := hostmem.AvailableMB()
+	if errors.Is(err, hostmem.ErrUnknown) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read available memory: %w", err)
+	}
+	if mb < w.cfg.MinFreeMemoryMB {
+		return fmt.Errorf("%d MiB of memory available, below the %d MiB kept free", mb, w.cfg.MinFreeMemoryMB)
+	}
 	return nil
 }
 
