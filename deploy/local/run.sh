@@ -27,11 +27,20 @@ trap cleanup EXIT INT TERM
 
 bin/apiserver -addr "$ADDR" -nats-listen "$NATS_LISTEN" -data "$DATA/nats" &
 pids+=($!)
+# healthy asks GET /health with bash's own /dev/tcp (no curl needed on a fresh machine).
+healthy() {
+  local line
+  exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR##*:}" 2>/dev/null || return 1
+  printf 'GET /health HTTP/1.0\r\nHost: %s\r\n\r\n' "$ADDR" >&3
+  read -r line <&3
+  exec 3>&-
+  [[ $line == *" 200 "* ]]
+}
 for _ in $(seq 1 100); do
-  curl -fsS "http://$ADDR/health" >/dev/null 2>&1 && break
+  healthy && break
   sleep 0.1
 done
-curl -fsS "http://$ADDR/health" >/dev/null || { echo "apiserver did not become healthy" >&2; exit 1; }
+healthy || { echo "apiserver did not become healthy" >&2; exit 1; }
 
 bin/worker -nats "nats://$NATS_LISTEN" -data "$DATA/worker" -python "$PYTHON" &
 pids+=($!)
