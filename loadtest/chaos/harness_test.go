@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -222,13 +223,27 @@ func lifecycle(ctx context.Context, c *client.Client) (string, error) {
 		return "create", err
 	}
 	if _, err := c.RunCode(ctx, sb, "1+1"); err != nil {
-		_ = c.Kill(ctx, sb.SandboxID)
+		_ = killRetrying(ctx, c, sb.SandboxID) // a client that gives up on a sandbox still ends it
 		return "run_code", err
 	}
-	if err := c.Kill(ctx, sb.SandboxID); err != nil {
+	if err := killRetrying(ctx, c, sb.SandboxID); err != nil {
 		return "kill", err
 	}
 	return "", nil
+}
+
+// killRetrying kills a sandbox, retrying a few times while the fleet recovers (404 means it is gone).
+func killRetrying(ctx context.Context, c *client.Client, id string) error {
+	var err error
+	for attempt := range 5 {
+		err = c.Kill(ctx, id)
+		var ce *client.Error
+		if err == nil || (errors.As(err, &ce) && ce.Status == http.StatusNotFound) {
+			return nil
+		}
+		time.Sleep(time.Duration(attempt+1) * 500 * time.Millisecond)
+	}
+	return err
 }
 
 // sandboxProcesses lists pids whose environment names one of ids as their E2B_SANDBOX_ID (Linux).
