@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,11 +22,7 @@ const maxLinks = 40
 // root; a resolution that would leave it (it cannot, given the above, unless the root itself changes
 // under us) is refused with runtime.ErrPathEscape, as is ".." above "/" in the path as given.
 func (s *Sandbox) HostPath(sandboxPath string) (string, error) {
-	p := sandboxPath
-	if !path.IsAbs(p) {
-		p = runtime.SandboxHome + "/" + p
-	}
-	parts, err := lexical(p)
+	parts, err := runtime.PathComponents(sandboxPath)
 	if err != nil {
 		return "", fmt.Errorf("%q: %w", sandboxPath, err)
 	}
@@ -38,24 +33,6 @@ func (s *Sandbox) HostPath(sandboxPath string) (string, error) {
 	return host, nil
 }
 
-// lexical splits an absolute slash path into its components, applying "." and "..", and refuses ".."
-// above the root.
-func lexical(p string) ([]string, error) {
-	var out []string
-	for _, part := range strings.Split(p, "/") {
-		switch part {
-		case "", ".":
-		case "..":
-			if len(out) == 0 {
-				return nil, runtime.ErrPathEscape
-			}
-			out = out[:len(out)-1]
-		default:
-			out = append(out, part)
-		}
-	}
-	return out, nil
-}
 
 // resolve walks parts from root with chroot semantics and returns the host path.
 func resolve(root string, parts []string) (string, error) {

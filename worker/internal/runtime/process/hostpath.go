@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -25,11 +24,7 @@ const maxLinks = 40
 // Resolution and use are not atomic: a sandbox process can swap a directory for a link in between. That
 // is acceptable for this runtime, which isolates nothing (see the package comment).
 func (s *Sandbox) HostPath(sandboxPath string) (string, error) {
-	p := sandboxPath
-	if !path.IsAbs(p) {
-		p = runtime.SandboxHome + "/" + p
-	}
-	parts, err := lexical(p)
+	parts, err := runtime.PathComponents(sandboxPath)
 	if err != nil {
 		return "", fmt.Errorf("%q: %w", sandboxPath, err)
 	}
@@ -40,24 +35,6 @@ func (s *Sandbox) HostPath(sandboxPath string) (string, error) {
 	return host, nil
 }
 
-// lexical splits an absolute slash path into its components, applying "." and "..", and refuses ".."
-// above the root.
-func lexical(p string) ([]string, error) {
-	var out []string
-	for _, part := range strings.Split(p, "/") {
-		switch part {
-		case "", ".":
-		case "..":
-			if len(out) == 0 {
-				return nil, runtime.ErrPathEscape
-			}
-			out = out[:len(out)-1]
-		default:
-			out = append(out, part)
-		}
-	}
-	return out, nil
-}
 
 // resolve walks parts from root, following symlinks, and returns the host path if it stays within root.
 func resolve(root string, parts []string) (string, error) {
