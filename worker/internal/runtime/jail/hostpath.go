@@ -33,7 +33,6 @@ func (s *Sandbox) HostPath(sandboxPath string) (string, error) {
 	return host, nil
 }
 
-
 // resolve walks parts from root with chroot semantics and returns the host path.
 func resolve(root string, parts []string) (string, error) {
 	var cur []string // resolved components below root

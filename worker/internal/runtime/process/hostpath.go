@@ -35,7 +35,6 @@ func (s *Sandbox) HostPath(sandboxPath string) (string, error) {
 	return host, nil
 }
 
-
 // resolve walks parts from root, following symlinks, and returns the host path if it stays within root.
 func resolve(root string, parts []string) (string, error) {
 	cur := root
