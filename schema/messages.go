@@ -28,6 +28,52 @@ type TimeoutRequest struct {
 	ExtendOnly bool      `json:"extendOnly,omitempty"`
 }
 
+// PauseRequest (OpPause) stops every process of a running sandbox; they keep their memory and files on
+// the owner worker. The sandbox then ends at EndAt (zero: the worker's retention for paused sandboxes).
+// Errors: 409 if the sandbox is already paused, 501 if its runtime cannot pause.
+type PauseRequest struct {
+	EndAt time.Time `json:"endAt,omitzero"`
+}
+
+// ResumeRequest (OpResume) continues a paused sandbox, which then ends at EndAt. Errors: 409 if it is
+// not paused.
+type ResumeRequest struct {
+	EndAt time.Time `json:"endAt"`
+}
+
+// SnapshotRequest (OpSnapshot) captures the sandbox's file system (not its processes' memory) as
+// snapshot ID (a ValidSandboxID), known by Names. A running sandbox is paused for the capture and resumed
+// after it. The owner stores the Snapshot in BucketSnapshots before it replies. Errors: 501 if the runtime
+// cannot snapshot.
+type SnapshotRequest struct {
+	ID    string   `json:"id"`
+	Names []string `json:"names,omitempty"`
+}
+
+// SnapshotDeleteRequest (OpSnapshotDelete) removes a snapshot from the worker that holds it and from
+// BucketSnapshots.
+type SnapshotDeleteRequest struct {
+	ID string `json:"id"`
+}
+
+// Snapshot is one snapshot in BucketSnapshots. Its files live on Worker only: sandboxes made from it are
+// placed there (OpWorkerCreate), and it is gone with that worker's data directory.
+type Snapshot struct {
+	ID    string   `json:"id"`
+	Names []string `json:"names"`
+	// SandboxID is the sandbox it was taken from; TemplateID, CPUCount, MemoryMB, DiskSizeMB and EnvVars
+	// are that sandbox's, which new sandboxes from the snapshot inherit.
+	SandboxID  string            `json:"sandboxID"`
+	TemplateID string            `json:"templateID"`
+	CPUCount   int               `json:"cpuCount"`
+	MemoryMB   int               `json:"memoryMB"`
+	DiskSizeMB int               `json:"diskSizeMB"`
+	EnvVars    map[string]string `json:"envVars,omitempty"`
+	Worker     string            `json:"worker"`
+	Runtime    string            `json:"runtime"`
+	CreatedAt  time.Time         `json:"createdAt"`
+}
+
 // TimeoutReply reports the record after the change.
 type TimeoutReply struct {
 	Record Record `json:"record"`

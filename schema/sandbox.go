@@ -20,6 +20,11 @@ type Record struct {
 	CPUCount    int               `json:"cpuCount"`
 	MemoryMB    int               `json:"memoryMB"`
 	DiskSizeMB  int               `json:"diskSizeMB"`
+	// Snapshot is the snapshot the sandbox was made from (its TemplateID is the snapshot's template); the
+	// create is then placed on the worker holding it.
+	Snapshot string `json:"snapshot,omitempty"`
+	// PausedAt is when the sandbox was last paused (zero while it runs).
+	PausedAt time.Time `json:"pausedAt,omitzero"`
 	// OnTimeout is what the owner does at EndAt: "kill" (default) or "pause".
 	OnTimeout     string    `json:"onTimeout,omitempty"`
 	AllowInternet *bool     `json:"allowInternet,omitempty"`

@@ -4,6 +4,7 @@ package schema
 //
 //	sbx.cmd.create                      JetStream work queue: create commands, claimed by free workers
 //	sbx.op.<sandbox>.<op>               request/reply to the owner worker of one sandbox
+//	sbx.worker.<worker>.<op>            request/reply to one worker: creates placed on it, its snapshots
 //	sbx.evt.<sandbox>                   the sandbox record after each write by its owner (core NATS)
 //	sbx.stream.<sandbox>.<stream>.data  an ordered byte stream (run_code output, command output, files)
 //	sbx.stream.<sandbox>.<stream>.credit  flow-control credit from the reader back to the writer
@@ -23,6 +24,23 @@ const (
 	BucketWorkers = "sbx_workers"
 	// BucketLeases holds leases for fleet-wide singleton jobs (the reaper of lost workers).
 	BucketLeases = "sbx_leases"
+	// BucketSnapshots holds one Snapshot per snapshot, keyed by snapshot id.
+	BucketSnapshots = "sbx_snapshots"
+)
+
+// SubjectWorkerOp is where worker id answers operation op (OpWorkerCreate, OpSnapshotDelete) addressed to
+// it rather than to one of its sandboxes.
+func SubjectWorkerOp(worker, op string) string { return "sbx.worker." + worker + "." + op }
+
+// Operations served by one worker on SubjectWorkerOp.
+const (
+	// OpWorkerCreate takes a CreateCommand placed on this worker rather than queued: a sandbox made from a
+	// snapshot starts on the worker that holds the snapshot. The reply is Reply[Empty], sent once the
+	// worker has claimed the record (moved it pending → starting), or an error (503: no free slot).
+	OpWorkerCreate = "create"
+	// OpSnapshotDelete removes a snapshot from the worker holding it and from BucketSnapshots
+	// (SnapshotDeleteRequest → Reply[Empty]).
+	OpSnapshotDelete = "snapshot-delete"
 )
 
 // Operations served by the owner worker of a sandbox on SubjectOp.
@@ -35,6 +53,12 @@ const (
 	OpContextList    = "ctx-list"
 	OpContextDelete  = "ctx-delete"
 	OpContextRestart = "ctx-restart"
+	// OpPause stops every process of a running sandbox in place (PauseRequest → Reply[Record]).
+	OpPause = "pause"
+	// OpResume continues a paused sandbox (ResumeRequest → Reply[Record]).
+	OpResume = "resume"
+	// OpSnapshot captures a live sandbox's file system as a snapshot (SnapshotRequest → Reply[Snapshot]).
+	OpSnapshot = "snapshot"
 )
 
 // SubjectOp is where the owner worker of sandbox id answers operation op.

@@ -6,7 +6,8 @@
 //
 // Implementations:
 //   - process (runtime/process): a directory and a process group per sandbox on any unix; no isolation.
-//   - jail, bhyve (FreeBSD): later.
+//   - jail (runtime/jail, FreeBSD): a jail on a ZFS clone (or copy) of a template, rctl limits, pf egress.
+//   - bhyve (runtime/bhyve, FreeBSD): a VM on a zvol clone; its processes and files need a guest agent.
 package runtime
 
 import (
@@ -24,12 +25,29 @@ type Spec struct {
 	EnvVars  map[string]string
 	CPUCount int
 	MemoryMB int
+	// Snapshot, if set, names a snapshot made on this host by Snapshotter.Snapshot: the sandbox starts
+	// with the snapshot's file system instead of the template's. A runtime without snapshots refuses it.
+	Snapshot string
+}
+
+// Capabilities describe what a runtime's sandboxes are, for the code that drives them.
+type Capabilities struct {
+	// OwnRoot: processes of a sandbox see the sandbox's root as "/" (a jail, a VM). Their executables
+	// and working directories are sandbox paths, and host paths (the worker's Python, its kernel module)
+	// mean nothing to them. Without it they share the host's file system (the process runtime).
+	OwnRoot bool
+	// Isolated: the sandbox is a security boundary (its processes cannot reach the host's or other
+	// sandboxes' processes and files).
+	Isolated bool
 }
 
 // Runtime creates and cleans up sandboxes on this host. Implementations are safe for concurrent use.
 type Runtime interface {
 	// Name is the runtime's name as configured and advertised in heartbeats ("process", "jail", ...).
 	Name() string
+
+	// Capabilities says what the runtime's sandboxes are.
+	Capabilities() Capabilities
 
 	// Create makes a new, empty sandbox that is ready for Command when Create returns. It fails if a
 	// sandbox with the same id exists on this host. On error nothing of the sandbox is left behind.
@@ -75,6 +93,57 @@ type Sandbox interface {
 	Destroy(ctx context.Context) error
 }
 
+// Pauser is implemented by sandboxes that can be paused in place.
+type Pauser interface {
+	// Pause stops every process of the sandbox (a process that forks meanwhile is stopped too); they keep
+	// their memory and open files. Pausing a paused sandbox succeeds.
+	Pause(ctx context.Context) error
+	// Resume continues every process Pause stopped. Resuming a running sandbox succeeds.
+	Resume(ctx context.Context) error
+}
+
+// Snapshotter is implemented by sandboxes whose file system can be captured.
+type Snapshotter interface {
+	// Snapshot captures the sandbox's file system (not its processes' memory) as snapshot name (a
+	// schema.ValidSandboxID), from which Create makes new sandboxes (Spec.Snapshot). The snapshot is
+	// independent of the sandbox: it outlives it. It fails with ErrExists if name is taken.
+	Snapshot(ctx context.Context, name string) error
+}
+
+// SnapshotStore is implemented by runtimes whose sandboxes are Snapshotters.
+type SnapshotStore interface {
+	// DeleteSnapshot removes snapshot name from the host; a missing one is not an error.
+	DeleteSnapshot(ctx context.Context, name string) error
+	// Snapshots lists the snapshots on this host.
+	Snapshots(ctx context.Context) ([]string, error)
+}
+
+// Usage is what a sandbox uses now, as far as its runtime can tell (-1: unknown).
+type Usage struct {
+	MemoryBytes int64 `json:"memoryBytes"`
+	Processes   int   `json:"processes"`
+	OpenFiles   int   `json:"openFiles"`
+	// CPUPercent is the recent CPU use in percent of one core.
+	CPUPercent float64 `json:"cpuPercent"`
+	// Limits in force: MemoryLimitBytes, MaxProcesses, MaxOpenFiles (0: none).
+	MemoryLimitBytes int64 `json:"memoryLimitBytes"`
+	MaxProcesses     int   `json:"maxProcesses"`
+	MaxOpenFiles     int   `json:"maxOpenFiles"`
+}
+
+// UsageReporter is implemented by sandboxes that can report their resource usage.
+type UsageReporter interface {
+	Usage(ctx context.Context) (Usage, error)
+}
+
+// FileOwner is implemented by sandboxes whose users differ from the worker's: files the worker writes on
+// a sandbox user's behalf (uploads, made directories) are given to that user.
+type FileOwner interface {
+	// FileOwner returns the host uid and gid that files of user (a sandbox user name, "" for the
+	// default user) must belong to; ok is false for a user the sandbox does not know.
+	FileOwner(user string) (uid, gid int, ok bool)
+}
+
 // OwnerNamer is implemented by sandboxes that name the owners of their files their own way (their own
 // user database, or no users at all). An empty name means "as the host names it".
 type OwnerNamer interface {
@@ -86,6 +155,10 @@ var ErrPathEscape = errors.New("path escapes the sandbox")
 
 // ErrExists is returned by Create when the sandbox already exists on this host.
 var ErrExists = errors.New("sandbox already exists")
+
+// ErrNotSupported is returned (wrapped) by operations a runtime does not have, such as a Spec.Snapshot on
+// a runtime without snapshots.
+var ErrNotSupported = errors.New("not supported by this runtime")
 
 // ErrDestroyed is returned by Command and Prepare after Destroy.
 var ErrDestroyed = errors.New("sandbox destroyed")

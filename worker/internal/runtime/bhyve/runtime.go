@@ -201,3 +201,8 @@ func gone(err error) bool {
 	msg := strings.ToLower(ee.Stderr)
 	return strings.Contains(msg, "does not exist") || strings.Contains(msg, "no such") || strings.Contains(msg, "not found")
 }
+
+// Capabilities: a VM has its own root and is a security boundary.
+func (r *Runtime) Capabilities() runtime.Capabilities {
+	return runtime.Capabilities{OwnRoot: true, Isolated: true}
+}

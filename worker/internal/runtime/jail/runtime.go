@@ -250,3 +250,8 @@ func (r *Runtime) freeAddr(a netip.Addr) {
 	defer r.mu.Unlock()
 	delete(r.addrs, a)
 }
+
+// Capabilities: a jail has its own root and is a security boundary.
+func (r *Runtime) Capabilities() runtime.Capabilities {
+	return runtime.Capabilities{OwnRoot: true, Isolated: true}
+}

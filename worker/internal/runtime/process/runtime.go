@@ -206,3 +206,6 @@ func removeAll(dir string) error {
 	}
 	return err
 }
+
+// Capabilities: processes share the host's file system and isolate nothing.
+func (r *Runtime) Capabilities() runtime.Capabilities { return runtime.Capabilities{} }
