@@ -49,6 +49,7 @@ type Bus struct {
 	Sandboxes jetstream.KeyValue
 	Workers   jetstream.KeyValue
 	Leases    jetstream.KeyValue
+	Snapshots jetstream.KeyValue
 	Commands  jetstream.Stream
 	Config    Config
 
@@ -124,6 +125,11 @@ func (b *Bus) provision(ctx context.Context) error {
 	if b.Leases, err = ensureKV(ctx, b.JS, jetstream.KeyValueConfig{
 		Bucket: schema.BucketLeases, History: 1, TTL: cfg.WorkerTTL, Replicas: cfg.Replicas,
 		Storage: jetstream.FileStorage, LimitMarkerTTL: time.Minute,
+	}); err != nil {
+		return err
+	}
+	if b.Snapshots, err = ensureKV(ctx, b.JS, jetstream.KeyValueConfig{
+		Bucket: schema.BucketSnapshots, History: 1, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
 	}); err != nil {
 		return err
 	}
