@@ -11,7 +11,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
 ENVD_PROTO := apiserver/internal/envd/proto
 
-.PHONY: build run test unit vet staticcheck freebsd e2e e2e-deps chaos fuzz clean generate
+.PHONY: build run test unit vet staticcheck freebsd freebsd-conformance e2e e2e-deps chaos fuzz clean generate
 
 build:
 	$(GO) build -o bin/apiserver ./apiserver/cmd/apiserver
@@ -34,11 +34,17 @@ bin/staticcheck:
 staticcheck: bin/staticcheck
 	bin/staticcheck $(PKGS)
 
-freebsd:
+freebsd: freebsd-conformance
 	GOOS=freebsd GOARCH=amd64 $(GO) vet $(PKGS)
 	GOOS=freebsd GOARCH=amd64 $(GO) build -o /dev/null ./apiserver/cmd/apiserver ./worker/cmd/worker
 	for f in deploy/freebsd/*.sh deploy/freebsd/rc.d/*; do sh -n "$$f" || exit 1; done
 	bash -n deploy/local/run.sh
+
+## freebsd-conformance: the jail runtime's conformance suite as a FreeBSD test binary,
+## bin/freebsd/jail-conformance.test (copy it to a prepared host and run it there: deploy/freebsd/README.md).
+freebsd-conformance:
+	mkdir -p bin/freebsd
+	cd worker && GOOS=freebsd GOARCH=amd64 $(GO) test -c -o $(CURDIR)/bin/freebsd/jail-conformance.test ./internal/runtime/jail
 
 ## generate: regenerate the Go code of envd's protos with Debian's protoc and pinned plugins in bin/.
 generate:

@@ -81,16 +81,26 @@ func Handle[Req, Resp any](m *Mux, op string, h func(ctx context.Context, sandbo
 
 // Subscribe serves sandbox id's operations until the subscription is dropped.
 func (m *Mux) Subscribe(nc *nats.Conn, id string) (*nats.Subscription, error) {
-	prefix := len(schema.SubjectOp(id, ""))
-	sub, err := nc.Subscribe(schema.SubjectOps(id), func(msg *nats.Msg) {
-		if len(msg.Subject) <= prefix || msg.Reply == "" {
+	return m.subscribe(nc, id, schema.SubjectOp(id, ""), schema.SubjectOps(id))
+}
+
+// SubscribeWorker serves the operations addressed to worker id (schema.SubjectWorkerOp) until the
+// subscription is dropped; handlers get the worker id as their id. Use a Mux of its own for them.
+func (m *Mux) SubscribeWorker(nc *nats.Conn, id string) (*nats.Subscription, error) {
+	return m.subscribe(nc, id, schema.SubjectWorkerOp(id, ""), schema.SubjectWorkerOps(id))
+}
+
+// subscribe dispatches every request on wildcard to the handler of the op that follows prefix.
+func (m *Mux) subscribe(nc *nats.Conn, id, prefix, wildcard string) (*nats.Subscription, error) {
+	sub, err := nc.Subscribe(wildcard, func(msg *nats.Msg) {
+		if len(msg.Subject) <= len(prefix) || msg.Reply == "" {
 			return
 		}
-		op := msg.Subject[prefix:]
+		op := msg.Subject[len(prefix):]
 		go m.dispatch(msg, id, op)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", schema.SubjectOps(id), err)
+		return nil, fmt.Errorf("subscribe %s: %w", wildcard, err)
 	}
 	return sub, nil
 }

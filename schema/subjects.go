@@ -32,6 +32,9 @@ const (
 // it rather than to one of its sandboxes.
 func SubjectWorkerOp(worker, op string) string { return "sbx.worker." + worker + "." + op }
 
+// SubjectWorkerOps is what worker id subscribes to for the operations addressed to it.
+func SubjectWorkerOps(worker string) string { return "sbx.worker." + worker + ".>" }
+
 // Operations served by one worker on SubjectWorkerOp.
 const (
 	// OpWorkerCreate takes a CreateCommand placed on this worker rather than queued: a sandbox made from a

@@ -44,6 +44,7 @@ else
 	fi
 	zfs list -H "$pool/fleetbox/tmpl" >/dev/null 2>&1 || zfs create -p -o mountpoint=none "$pool/fleetbox/tmpl"
 	zfs list -H "$pool/fleetbox/sbx" >/dev/null 2>&1 || zfs create -p -o mountpoint=none "$pool/fleetbox/sbx"
+	zfs list -H "$pool/fleetbox/snap" >/dev/null 2>&1 || zfs create -p -o mountpoint=none "$pool/fleetbox/snap"
 	zfs create -o mountpoint="$root" "$ds"
 fi
 

@@ -26,7 +26,9 @@ type Spec struct {
 	CPUCount int
 	MemoryMB int
 	// Snapshot, if set, names a snapshot made on this host by Snapshotter.Snapshot: the sandbox starts
-	// with the snapshot's file system instead of the template's. A runtime without snapshots refuses it.
+	// with the snapshot's file system instead of the template's. An unknown snapshot fails Create with an
+	// error matching fs.ErrNotExist, an invalid name with an error. A runtime without snapshots refuses
+	// it (ErrNotSupported).
 	Snapshot string
 }
 
@@ -93,7 +95,8 @@ type Sandbox interface {
 	Destroy(ctx context.Context) error
 }
 
-// Pauser is implemented by sandboxes that can be paused in place.
+// Pauser is implemented by sandboxes that can be paused in place. Destroy works on a paused sandbox;
+// Pause and Resume after Destroy fail with ErrDestroyed.
 type Pauser interface {
 	// Pause stops every process of the sandbox (a process that forks meanwhile is stopped too); they keep
 	// their memory and open files. Pausing a paused sandbox succeeds.

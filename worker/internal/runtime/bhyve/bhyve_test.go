@@ -249,3 +249,14 @@ func TestDestroyFailureRetries(t *testing.T) {
 	want := []string{"bhyvectl --vm=fbvm-abc --destroy", "ifconfig tap3 destroy", "zfs destroy -r tank/fb/vm/abc"}
 	checkLines(t, rec, append(slices.Clone(want), want...))
 }
+
+// The bhyve runtime has no snapshots: a Spec.Snapshot is refused before anything runs.
+func TestCreateFromSnapshotNotSupported(t *testing.T) {
+	r, rec, _, _ := newTest(t)
+	s := spec
+	s.Snapshot = "s1"
+	if _, err := r.Create(t.Context(), s); !errors.Is(err, runtime.ErrNotSupported) {
+		t.Fatalf("Create from a snapshot: %v, want ErrNotSupported", err)
+	}
+	checkLines(t, rec, nil)
+}

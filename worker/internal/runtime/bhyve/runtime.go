@@ -146,6 +146,9 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Sandbo
 	if strings.ContainsAny(spec.TemplateID, "/@ \t\n") || strings.HasPrefix(spec.TemplateID, ".") {
 		return nil, fmt.Errorf("create vm %s: invalid template %q", spec.ID, spec.TemplateID)
 	}
+	if spec.Snapshot != "" {
+		return nil, fmt.Errorf("create vm %s from snapshot %s: %w", spec.ID, spec.Snapshot, runtime.ErrNotSupported)
+	}
 	vm := &VM{
 		rt:      r,
 		id:      spec.ID,

@@ -74,3 +74,67 @@ func TestRecorderScript(t *testing.T) {
 		t.Error("Reset kept calls")
 	}
 }
+
+func TestRealPipe(t *testing.T) {
+	t.Parallel()
+	out, err := Real{}.Pipe(t.Context(), []string{"printf", "a\\nb\\n"}, []string{"sort", "-r"})
+	if err != nil || string(out) != "b\na\n" {
+		t.Fatalf("pipe = %q, %v", out, err)
+	}
+	tests := []struct {
+		name     string
+		from, to []string
+		wantCode int
+		wantMsg  string
+	}{
+		{"receiver fails", []string{"echo", "x"}, []string{"sh", "-c", "cat >/dev/null; echo recv-bad >&2; exit 4"}, 4, "recv-bad"},
+		{"sender fails", []string{"sh", "-c", "echo send-bad >&2; exit 5"}, []string{"cat"}, 5, "send-bad"},
+		// The receiver exits first without reading: the sender dies of the broken pipe, and the receiver's
+		// failure is the one reported first.
+		{"receiver exits early", []string{"yes"}, []string{"sh", "-c", "exit 6"}, 6, "exit status 6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Real{}.Pipe(t.Context(), tt.from, tt.to)
+			if ExitCode(err) != tt.wantCode || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("err = %v, want exit %d mentioning %q", err, tt.wantCode, tt.wantMsg)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := (Real{}).Pipe(ctx, []string{"yes"}, []string{"cat"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: err = %v", err)
+	}
+	if _, err := (Real{}).Pipe(t.Context(), []string{"true"}, nil); err == nil {
+		t.Error("empty argv: no error")
+	}
+	if _, err := (Real{}).Pipe(t.Context(), []string{"/nonexistent/fleetbox-cmd"}, []string{"cat"}); err == nil || ExitCode(err) != -1 {
+		t.Errorf("missing sender: err = %v", err)
+	}
+}
+
+func TestRecorderPipe(t *testing.T) {
+	t.Parallel()
+	r := (&Recorder{}).On("zfs recv", Result{Stdout: "received"})
+	ctx := t.Context()
+	if out, err := r.Pipe(ctx, []string{"zfs", "send", "a@s"}, []string{"zfs", "recv", "b"}); err != nil || string(out) != "received" {
+		t.Fatalf("pipe = %q, %v", out, err)
+	}
+	r.Once("zfs send", Result{Err: &ExitError{Code: 2}})
+	if _, err := r.Pipe(ctx, []string{"zfs", "send", "a@s"}, []string{"zfs", "recv", "b"}); ExitCode(err) != 2 {
+		t.Errorf("failing sender: %v", err)
+	}
+	r.Once("zfs send", Result{Err: &ExitError{Code: 2}}).Once("zfs recv", Result{Err: &ExitError{Code: 3}})
+	if _, err := r.Pipe(ctx, []string{"zfs", "send", "a@s"}, []string{"zfs", "recv", "b"}); ExitCode(err) != 3 {
+		t.Errorf("both failing: %v, want the receiver's exit 3", err)
+	}
+	want := []string{"zfs send a@s | zfs recv b", "zfs send a@s | zfs recv b", "zfs send a@s | zfs recv b"}
+	if got := r.Lines(); !slices.Equal(got, want) {
+		t.Errorf("lines = %q, want %q", got, want)
+	}
+	if c := r.Calls()[0]; !slices.Equal(c.To, []string{"zfs", "recv", "b"}) {
+		t.Errorf("call = %+v", c)
+	}
+}

@@ -8,14 +8,21 @@ import (
 	"sync"
 )
 
-// Call is one command a Recorder ran.
+// Call is one command (or pipeline) a Recorder ran.
 type Call struct {
 	Argv  []string
 	Stdin string
+	// To is the receiving command of a Pipe call (Argv | To); nil for Run.
+	To []string
 }
 
-// String is the command line, words joined by single spaces.
-func (c Call) String() string { return strings.Join(c.Argv, " ") }
+// String is the command line, words joined by single spaces ("a b | c d" for a pipeline).
+func (c Call) String() string {
+	if c.To != nil {
+		return strings.Join(c.Argv, " ") + " | " + strings.Join(c.To, " ")
+	}
+	return strings.Join(c.Argv, " ")
+}
 
 // Result is the scripted answer to a command.
 type Result struct {
@@ -25,7 +32,8 @@ type Result struct {
 
 // Recorder is an Executor for tests: it records every command in order and answers from a script keyed by
 // command prefix (the longest matching prefix wins, then Once rules, then the rule added last; a command
-// nothing matches succeeds with no output).
+// nothing matches succeeds with no output). A pipeline is recorded as one Call and answered as if its two
+// commands ran one after the other: the receiving command's scripted failure wins, then the sending one's.
 // It is safe for concurrent use.
 type Recorder struct {
 	mu     sync.Mutex
@@ -76,6 +84,27 @@ func (r *Recorder) Run(ctx context.Context, argv []string, stdin []byte) ([]byte
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
+	return r.answerLocked(argv)
+}
+
+// Pipe records from | to and returns to's scripted output, or the scripted error of to, else of from.
+func (r *Recorder) Pipe(ctx context.Context, from, to []string) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, Call{Argv: slices.Clone(from), To: slices.Clone(to)})
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s | %s: %w", strings.Join(from, " "), strings.Join(to, " "), err)
+	}
+	_, errFrom := r.answerLocked(from)
+	out, errTo := r.answerLocked(to)
+	if errTo != nil {
+		return out, errTo
+	}
+	return out, errFrom
+}
+
+// answerLocked returns the scripted result for argv, using up a Once rule. r.mu is held.
+func (r *Recorder) answerLocked(argv []string) ([]byte, error) {
 	best := -1
 	for i, ru := range r.script {
 		if ru.times == 0 || len(ru.prefix) > len(argv) || !slices.Equal(ru.prefix, argv[:len(ru.prefix)]) {

@@ -22,7 +22,8 @@ type found struct {
 // Cleanup finds this worker's jails (named <prefix>-<id>), epairs (VNET mode, by description), datasets (below SandboxDataset, or directories
 // below DataDir/sandboxes), rctl rules (jail:<prefix>-<id>) and pf anchors (<prefix>/<id>), and removes
 // every sandbox for which keep returns false. The addresses of kept jails are reserved so that new
-// sandboxes do not reuse them.
+// sandboxes do not reuse them. Snapshots are not touched, but deleted ones that waited for their clones
+// (see DeleteSnapshot) are destroyed once those are gone.
 func (r *Runtime) Cleanup(ctx context.Context, keep func(id string) bool) error {
 	all, err := r.inventory(ctx)
 	if err != nil {
@@ -49,6 +50,9 @@ func (r *Runtime) Cleanup(ctx context.Context, keep func(id string) bool) error 
 			continue
 		}
 		r.log.Info("removed leftover sandbox", logkey.SandboxID, id)
+	}
+	if r.cfg.SandboxDataset != "" {
+		r.reapDeletedSnapshots(ctx)
 	}
 	return errors.Join(errs...)
 }

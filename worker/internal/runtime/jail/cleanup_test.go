@@ -35,6 +35,7 @@ func TestCleanupZFS(t *testing.T) {
 		"pfctl -a sbx/old -F all", "rctl -r jail:sbx-old", "jail -r sbx-old", "mount -p -t devfs", "zfs destroy -r tank/fb/sbx/old",
 		"mount -p -t devfs", "zfs destroy -r tank/fb/sbx/orphan",
 		"rctl -r jail:sbx-rules",
+		"zfs list -H -o name -t filesystem -d 1 tank/fb/snap", // deleted snapshots waiting for their clones
 	))
 	// The kept jail's address is not given to a new sandbox.
 	if a, _ := r.allocAddr("new"); a.String() != "10.77.0.3" {

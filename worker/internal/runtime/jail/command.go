@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"fleetbox.dev/worker/internal/runtime"
 )
 
 // This file builds the argv of every system command the runtime runs and parses their output. It is pure
@@ -50,6 +52,22 @@ func zfsSnapshotCmd(dataset, snap string) []string {
 	return []string{"zfs", "snapshot", dataset + "@" + snap}
 }
 
+// zfsDestroySnapshotCmd destroys one snapshot (dataset@snap), nothing else.
+func zfsDestroySnapshotCmd(dataset, snap string) []string {
+	return []string{"zfs", "destroy", dataset + "@" + snap}
+}
+
+// zfsSendCmd writes a full stream of snapshot (dataset@snap) to its standard output.
+func zfsSendCmd(snapshot string) []string { return []string{"zfs", "send", snapshot} }
+
+// zfsRecvCmd creates file system dataset, with snapshot dataset@snap, from a full stream on its standard
+// input. It stays unmounted, now (-u) and later (canmount=off): it is only ever cloned.
+func zfsRecvCmd(dataset, snap string) []string {
+	return []string{"zfs", "recv", "-u", "-o", "canmount=off", dataset + "@" + snap}
+}
+
+func zfsRenameCmd(from, to string) []string { return []string{"zfs", "rename", from, to} }
+
 // zfsListCmd lists the file systems directly below parent (and parent itself), names only.
 func zfsListCmd(parent string) []string {
 	return []string{"zfs", "list", "-H", "-o", "name", "-t", "filesystem", "-d", "1", parent}
@@ -57,6 +75,11 @@ func zfsListCmd(parent string) []string {
 
 // copyCmd copies a template directory to a new sandbox root (hosts without ZFS). dst must not exist.
 func copyCmd(src, dst string) []string { return []string{"cp", "-a", src, dst} }
+
+// copyIntoCmd copies each of srcs (with everything below it) into the existing directory dir.
+func copyIntoCmd(srcs []string, dir string) []string {
+	return append(append([]string{"cp", "-a"}, srcs...), dir)
+}
 
 // removeTreeCmds removes a copied sandbox root: clear file flags (schg and friends) first, then remove.
 func removeTreeCmds(root string) [][]string {
@@ -95,23 +118,27 @@ func jlsCmd() []string { return []string{"jls", "-h", "jid", "name", "path", "ip
 
 func rctlSubject(jailName string) string { return "jail:" + jailName }
 
-// rctlAddCmds adds one deny rule per non-zero limit, in a fixed order.
+// rctlAddCmds adds one rule per non-zero limit, in a fixed order. Memory is the resident set size
+// (memoryuse) with action sigkill: RSS is not a deniable resource, so a deny rule only makes the page
+// daemon push the jail's pages out (to swap, if any) and no allocation ever fails; sigkill kills the
+// process whose growth takes the jail over the limit (the page daemon checks about once a second), as
+// Linux's OOM killer would in a VM. The other limits deny: fork, open and the scheduler enforce them.
 func rctlAddCmds(jailName string, l limits) [][]string {
 	var out [][]string
-	add := func(resource, amount string) {
-		out = append(out, []string{"rctl", "-a", rctlSubject(jailName) + ":" + resource + ":deny=" + amount})
+	add := func(resource, action, amount string) {
+		out = append(out, []string{"rctl", "-a", rctlSubject(jailName) + ":" + resource + ":" + action + "=" + amount})
 	}
 	if l.MemoryMB > 0 {
-		add("memoryuse", strconv.Itoa(l.MemoryMB)+"m")
+		add("memoryuse", "sigkill", strconv.Itoa(l.MemoryMB)+"m")
 	}
 	if l.MaxProc > 0 {
-		add("maxproc", strconv.Itoa(l.MaxProc))
+		add("maxproc", "deny", strconv.Itoa(l.MaxProc))
 	}
 	if l.OpenFiles > 0 {
-		add("openfiles", strconv.Itoa(l.OpenFiles))
+		add("openfiles", "deny", strconv.Itoa(l.OpenFiles))
 	}
 	if l.PCPU > 0 {
-		add("pcpu", strconv.Itoa(l.PCPU))
+		add("pcpu", "deny", strconv.Itoa(l.PCPU))
 	}
 	return out
 }
@@ -242,6 +269,26 @@ func parseRctlJails(out []byte) []string {
 	}
 	slices.Sort(res)
 	return slices.Compact(res)
+}
+
+// usageFrom turns `rctl -u` figures and the jail's limits into a runtime.Usage (-1 for a figure rctl did
+// not report).
+func usageFrom(u map[string]int64, l limits) runtime.Usage {
+	get := func(k string) int64 {
+		if v, ok := u[k]; ok {
+			return v
+		}
+		return -1
+	}
+	return runtime.Usage{
+		MemoryBytes:      get("memoryuse"),
+		Processes:        int(get("maxproc")),
+		OpenFiles:        int(get("openfiles")),
+		CPUPercent:       float64(get("pcpu")),
+		MemoryLimitBytes: int64(l.MemoryMB) << 20,
+		MaxProcesses:     l.MaxProc,
+		MaxOpenFiles:     l.OpenFiles,
+	}
 }
 
 // parseRctlUsage parses `rctl -u` output ("resource=value" lines) into a map.

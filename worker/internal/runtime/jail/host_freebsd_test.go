@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"fleetbox.dev/schema"
 	"fleetbox.dev/worker/internal/runtime"
 	"fleetbox.dev/worker/internal/runtime/executor"
 )
@@ -16,7 +17,9 @@ import (
 // TestHost drives the jail runtime with real commands on a FreeBSD host prepared by deploy/freebsd. It
 // needs root and FLEETBOX_TEST_JAIL_DATASET (e.g. zroot/fleetbox/sbx) and FLEETBOX_TEST_TEMPLATE_DATASET
 // (e.g. zroot/fleetbox/tmpl, with <template>@base for template "base"); it skips, saying why, otherwise.
-// It has never been run: it was written and compiled (GOOS=freebsd go vet) on Linux.
+// Its snapshot goes to the default SnapshotDataset (<parent of the jail dataset>/snap) and is deleted
+// again. It has never been run: it was written and compiled (GOOS=freebsd go vet) on Linux. The full
+// conformance suite is TestJailConformance (conformance_test.go).
 func TestHost(t *testing.T) {
 	sbx, tmpl := os.Getenv("FLEETBOX_TEST_JAIL_DATASET"), os.Getenv("FLEETBOX_TEST_TEMPLATE_DATASET")
 	if os.Geteuid() != 0 || sbx == "" || tmpl == "" {
@@ -55,11 +58,15 @@ func TestHost(t *testing.T) {
 	if err := js.Resume(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Snapshot(t.Context(), "s1"); err != nil {
+	snap := schema.NewSandboxID()
+	if err := js.Snapshot(t.Context(), snap); err != nil {
 		t.Fatal(err)
 	}
-	if u, err := js.Usage(t.Context()); err != nil || u["maxproc"] < 0 {
-		t.Errorf("Usage = %v, %v", u, err)
+	if err := r.DeleteSnapshot(t.Context(), snap); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := js.Usage(t.Context()); err != nil || u.Processes < 0 {
+		t.Errorf("Usage = %+v, %v", u, err)
 	}
 	if err := sb.Destroy(t.Context()); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package jail
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -87,27 +89,6 @@ func TestPauseResume(t *testing.T) {
 	}
 }
 
-func TestSnapshot(t *testing.T) {
-	sb, rec, _ := created(t, true)
-	name, err := sb.Snapshot(t.Context(), "s1")
-	if err != nil || name != "tank/fb/sbx/abc@s1" {
-		t.Fatalf("Snapshot = %q, %v", name, err)
-	}
-	checkLines(t, rec, []string{"zfs snapshot tank/fb/sbx/abc@s1"})
-	if _, err := sb.Snapshot(t.Context(), "bad@name"); err == nil {
-		t.Error("invalid snapshot name accepted")
-	}
-	rec.On("zfs snapshot", failedResult)
-	if _, err := sb.Snapshot(t.Context(), "s2"); err == nil || !strings.Contains(err.Error(), "boom") {
-		t.Errorf("failed snapshot: %v", err)
-	}
-	nozfs, rec2, _ := created(t, false)
-	if _, err := nozfs.Snapshot(t.Context(), "s1"); err == nil {
-		t.Error("snapshot without ZFS succeeded")
-	}
-	checkLines(t, rec2, nil)
-}
-
 func TestSetEgressAndUsage(t *testing.T) {
 	sb, rec, _ := created(t, true)
 	if err := sb.SetEgress(t.Context(), []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32"), netip.MustParsePrefix("203.0.113.0/24")}); err != nil {
@@ -118,12 +99,70 @@ func TestSetEgressAndUsage(t *testing.T) {
 		t.Errorf("rules:\n%s", in)
 	}
 	rec.Reset()
-	rec.On("rctl -u", executor.Result{Stdout: "cputime=3\nmemoryuse=1048576\nmaxproc=4\n"})
+	rec.On("rctl -u", executor.Result{Stdout: "cputime=3\nmemoryuse=1048576\nmaxproc=4\nopenfiles=17\npcpu=12\n"})
 	u, err := sb.Usage(t.Context())
-	if err != nil || u["memoryuse"] != 1048576 || u["maxproc"] != 4 {
-		t.Fatalf("Usage = %v, %v", u, err)
+	want := runtime.Usage{MemoryBytes: 1048576, Processes: 4, OpenFiles: 17, CPUPercent: 12,
+		MemoryLimitBytes: 512 << 20, MaxProcesses: 512, MaxOpenFiles: 8192}
+	if err != nil || u != want {
+		t.Fatalf("Usage = %+v, %v; want %+v", u, err, want)
 	}
 	checkLines(t, rec, []string{"rctl -u jail:sbx-abc"})
+	// Figures rctl does not report are unknown (-1).
+	rec.On("rctl -u", executor.Result{Stdout: "maxproc=0\n"})
+	if u, err := sb.Usage(t.Context()); err != nil || u.MemoryBytes != -1 || u.OpenFiles != -1 || u.CPUPercent != -1 || u.Processes != 0 {
+		t.Errorf("partial Usage = %+v, %v", u, err)
+	}
+	rec.On("rctl -u", executor.Result{Stdout: "memoryuse=lots\n"})
+	if _, err := sb.Usage(t.Context()); err == nil {
+		t.Error("unparsable rctl output accepted")
+	}
+	rec.On("rctl -u", failedResult)
+	if _, err := sb.Usage(t.Context()); err == nil {
+		t.Error("failed rctl accepted")
+	}
+}
+
+func TestFileOwner(t *testing.T) {
+	sb, _, data := created(t, true)
+	etc := filepath.Join(data, "sandboxes", "abc", "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The jail's /etc/passwd is a link to /etc/users (an absolute link: inside the jail).
+	if err := os.WriteFile(filepath.Join(etc, "users"), []byte("# users\nroot:*:0:0::0:0:Charlie &:/root:/bin/sh\nuser:*:1000:1000::0:0:User:/home/user:/bin/sh\nwww:*:80:80::0:0:World Wide Web Owner:/nonexistent:/usr/sbin/nologin\nbad:*:x:1::0:0::/:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/users", filepath.Join(etc, "passwd")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		user     string
+		uid, gid int
+		ok       bool
+	}{
+		{"", 1000, 1000, true},
+		{"user", 1000, 1000, true},
+		{"root", 0, 0, true},
+		{"www", 80, 80, true},
+		{"bad", 0, 0, false},
+		{"nobody", 0, 0, false},
+	}
+	for _, tt := range tests {
+		uid, gid, ok := sb.FileOwner(tt.user)
+		if uid != tt.uid || gid != tt.gid || ok != tt.ok {
+			t.Errorf("FileOwner(%q) = %d, %d, %v; want %d, %d, %v", tt.user, uid, gid, ok, tt.uid, tt.gid, tt.ok)
+		}
+	}
+	sb.rt.cfg.UID = -1 // processes run as the jail's root
+	if uid, gid, ok := sb.FileOwner(""); uid != 0 || gid != 0 || !ok {
+		t.Errorf("default user with UID < 0: %d, %d, %v", uid, gid, ok)
+	}
+	if err := os.Remove(filepath.Join(etc, "users")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := sb.FileOwner("www"); ok {
+		t.Error("user found without a passwd file")
+	}
 }
 
 func TestDestroyFailureRetries(t *testing.T) {

@@ -7,12 +7,15 @@
 //	zfs clone -o mountpoint=<root> <tmpl>@<snap> <sbx-dataset>/<id>   (or: cp -a <template dir> <root>)
 //	jail -i -c name=<prefix>-<id> path=<root> ... persist mount.devfs ip4.addr=<if>|<addr>/32
 //	    (or, with Config.VNETBridge: an epair on the bridge, vnet vnet.interface=<epair>b; see vnet.go)
-//	rctl -a jail:<prefix>-<id>:memoryuse:deny=<n>m   (maxproc, openfiles, pcpu)
+//	rctl -a jail:<prefix>-<id>:memoryuse:sigkill=<n>m   (then maxproc, openfiles, pcpu: deny)
 //	pfctl -a <prefix>/<id> -f -                      (deny all egress but the allow list, on stdin)
 //
 // Destroy: pfctl -F all on the anchor, rctl -r, jail -r (kills every process), umount its devfs if still
 // mounted, zfs destroy -r (or chflags + rm -rf). Pause is SIGSTOP to every process of the jail, repeated
-// until ps shows them all stopped; Resume is SIGCONT. Snapshot is `zfs snapshot` of the clone.
+// until ps shows them all stopped; Resume is SIGCONT. Snapshots outlive their sandboxes (snapshot.go):
+// `zfs snapshot`, then `zfs send | zfs recv` into <SnapshotDataset>/<name> (or a copy of the root into
+// DataDir/snapshots/<name>), and a sandbox made from one is a clone (or a copy) of it. Usage is
+// `rctl -u`.
 //
 // Processes are started inside with SysProcAttr.Jail (jail_attach(2) in the forked child): the worker
 // itself never enters a jail. That needs FreeBSD; elsewhere Command and Prepare fail, but every system
@@ -30,6 +33,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"fleetbox.dev/schema"
 	"fleetbox.dev/worker/internal/logkey"
@@ -42,7 +46,8 @@ const Name = "jail"
 
 // Config configures the jail runtime.
 type Config struct {
-	// DataDir holds the jail roots, as DataDir/sandboxes/<id> (clone mountpoints or copies).
+	// DataDir holds the jail roots, as DataDir/sandboxes/<id> (clone mountpoints or copies), and without
+	// ZFS the snapshots, as DataDir/snapshots/<name>.
 	DataDir string
 	// SandboxDataset is the ZFS file system the clones are made under (pool/fleetbox/sbx); empty: no ZFS,
 	// sandboxes are copies of TemplateDir/<template>.
@@ -51,6 +56,11 @@ type Config struct {
 	// snapshot TemplateSnapshot (default "base") that sandboxes are cloned from.
 	TemplateDataset  string
 	TemplateSnapshot string
+	// SnapshotDataset holds the snapshots (<SnapshotDataset>/<name>, each with the snapshot @<name> that
+	// sandboxes are cloned from); it must exist (build-jail-template.sh makes <pool>/fleetbox/snap) and
+	// must not be SandboxDataset or below it. Default: "snap" beside SandboxDataset (pool/fleetbox/snap
+	// for pool/fleetbox/sbx). Without ZFS, snapshots are copies in DataDir/snapshots/<name>.
+	SnapshotDataset string
 	// TemplateDir holds one directory per template, copied when SandboxDataset is empty.
 	TemplateDir string
 	// DefaultTemplate is the template of a Spec without one; default "base".
@@ -83,13 +93,16 @@ type Config struct {
 
 // Runtime is the jail runtime.
 type Runtime struct {
-	cfg  Config
-	dir  string // DataDir/sandboxes
-	exec executor.Executor
-	log  *slog.Logger
+	cfg     Config
+	dir     string // DataDir/sandboxes
+	snapDir string // DataDir/snapshots (without ZFS)
+	exec    executor.Executor
+	log     *slog.Logger
+	now     func() time.Time // names deleted snapshots that still have clones (tests fix it)
 
-	mu    sync.Mutex
-	addrs map[netip.Addr]string // allocated address → sandbox id
+	mu       sync.Mutex
+	addrs    map[netip.Addr]string // allocated address → sandbox id
+	snapBusy map[string]bool       // snapshot names being made
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -107,6 +120,18 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.TemplateSnapshot == "" {
 		cfg.TemplateSnapshot = "base"
+	}
+	if cfg.SandboxDataset != "" {
+		if cfg.SnapshotDataset == "" {
+			i := strings.LastIndexByte(cfg.SandboxDataset, '/')
+			if i <= 0 {
+				return nil, fmt.Errorf("jail runtime: SandboxDataset %q has no parent for the default SnapshotDataset: set it", cfg.SandboxDataset)
+			}
+			cfg.SnapshotDataset = cfg.SandboxDataset[:i] + "/snap"
+		}
+		if cfg.SnapshotDataset == cfg.SandboxDataset || strings.HasPrefix(cfg.SnapshotDataset, cfg.SandboxDataset+"/") {
+			return nil, fmt.Errorf("jail runtime: SnapshotDataset %q must not be SandboxDataset or below it (Cleanup would take it for a sandbox)", cfg.SnapshotDataset)
+		}
 	}
 	if cfg.DefaultTemplate == "" {
 		cfg.DefaultTemplate = "base"
@@ -157,11 +182,14 @@ func New(cfg Config) (*Runtime, error) {
 		log = slog.Default()
 	}
 	return &Runtime{
-		cfg:   cfg,
-		dir:   filepath.Join(filepath.Clean(cfg.DataDir), "sandboxes"),
-		exec:  ex,
-		log:   log.With(logkey.Subsystem, "runtime"),
-		addrs: map[netip.Addr]string{},
+		cfg:      cfg,
+		dir:      filepath.Join(filepath.Clean(cfg.DataDir), "sandboxes"),
+		snapDir:  filepath.Join(filepath.Clean(cfg.DataDir), "snapshots"),
+		exec:     ex,
+		log:      log.With(logkey.Subsystem, "runtime"),
+		now:      time.Now,
+		addrs:    map[netip.Addr]string{},
+		snapBusy: map[string]bool{},
 	}, nil
 }
 
@@ -185,7 +213,8 @@ func (r *Runtime) run(ctx context.Context, argv []string, stdin []byte) ([]byte,
 	return r.exec.Run(ctx, argv, stdin)
 }
 
-// Create clones the template, starts the jail and applies its limits and egress policy.
+// Create clones the template (or snapshot Spec.Snapshot), starts the jail and applies its limits and
+// egress policy.
 func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Sandbox, error) {
 	if !schema.ValidSandboxID(spec.ID) {
 		return nil, fmt.Errorf("create sandbox: invalid id %q", spec.ID)
@@ -196,20 +225,25 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Sandbo
 	if strings.ContainsAny(spec.TemplateID, "/@ \t\n") || strings.HasPrefix(spec.TemplateID, ".") {
 		return nil, fmt.Errorf("create sandbox %s: invalid template %q", spec.ID, spec.TemplateID)
 	}
+	if spec.Snapshot != "" && !schema.ValidSandboxID(spec.Snapshot) {
+		return nil, fmt.Errorf("create sandbox %s: invalid snapshot name %q", spec.ID, spec.Snapshot)
+	}
 	n := r.names(spec.ID)
 	addr, err := r.allocAddr(spec.ID)
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
 	}
 	s := &Sandbox{
-		rt:    r,
-		n:     n,
-		id:    spec.ID,
-		root:  n.Root,
-		addr:  addr,
-		allow: slices.Clone(r.cfg.EgressAllow),
-		env:   sandboxEnv(spec.ID, spec.EnvVars),
-		log:   r.log.With(logkey.SandboxID, spec.ID),
+		rt:       r,
+		n:        n,
+		id:       spec.ID,
+		root:     n.Root,
+		addr:     addr,
+		lim:      r.limitsFor(spec),
+		snapshot: spec.Snapshot,
+		allow:    slices.Clone(r.cfg.EgressAllow),
+		env:      sandboxEnv(spec.ID, spec.EnvVars),
+		log:      r.log.With(logkey.SandboxID, spec.ID),
 	}
 	if err := s.create(ctx, spec); err != nil {
 		r.freeAddr(addr)

@@ -76,7 +76,7 @@ var (
 		"devfs_ruleset=4 enforce_statfs=2 securelevel=2 children.max=0 allow.raw_sockets=0 allow.mount=0 " +
 		"allow.chflags=0 ip4.addr=lo1|10.77.0.2/32 ip6=disable"
 	rctlLines = []string{
-		"rctl -a jail:sbx-abc:memoryuse:deny=512m",
+		"rctl -a jail:sbx-abc:memoryuse:sigkill=512m",
 		"rctl -a jail:sbx-abc:maxproc:deny=512",
 		"rctl -a jail:sbx-abc:openfiles:deny=8192",
 		"rctl -a jail:sbx-abc:pcpu:deny=200",

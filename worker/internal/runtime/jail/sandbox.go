@@ -16,7 +16,6 @@ import (
 	"sync"
 	"syscall"
 
-	"fleetbox.dev/schema"
 	"fleetbox.dev/worker/internal/runtime"
 	"fleetbox.dev/worker/internal/runtime/executor"
 )
@@ -32,6 +31,9 @@ type Sandbox struct {
 	root string
 	addr netip.Addr
 	env  []string
+	lim  limits // the rctl limits set at create
+	// snapshot is Spec.Snapshot: the snapshot the sandbox's root was cloned (or copied) from.
+	snapshot string
 	// epair is the host end of the jail's epair in VNET mode, set by create.
 	epair string
 	log   *slog.Logger
@@ -43,7 +45,13 @@ type Sandbox struct {
 	removed   bool // Destroy finished
 }
 
-var _ runtime.Sandbox = (*Sandbox)(nil)
+var (
+	_ runtime.Sandbox       = (*Sandbox)(nil)
+	_ runtime.Pauser        = (*Sandbox)(nil)
+	_ runtime.Snapshotter   = (*Sandbox)(nil)
+	_ runtime.UsageReporter = (*Sandbox)(nil)
+	_ runtime.FileOwner     = (*Sandbox)(nil)
+)
 
 // create makes the sandbox's objects, undoing the ones made when a step fails.
 func (s *Sandbox) create(ctx context.Context, spec runtime.Spec) error {
@@ -53,9 +61,17 @@ func (s *Sandbox) create(ctx context.Context, spec runtime.Spec) error {
 	}
 	if n.Dataset != "" {
 		snap := r.cfg.TemplateDataset + "/" + spec.TemplateID + "@" + r.cfg.TemplateSnapshot
+		if spec.Snapshot != "" {
+			snap = r.snapshotDataset(spec.Snapshot) + "@" + spec.Snapshot
+		}
+		// A failed clone makes nothing: there is nothing to undo.
 		if _, err := r.run(ctx, zfsCloneCmd(snap, n.Dataset, n.Root), nil); err != nil {
-			if strings.Contains(exitStderr(err), "already exists") {
+			msg := exitStderr(err)
+			switch {
+			case strings.Contains(msg, "already exists"):
 				return fmt.Errorf("clone %s: %w", snap, runtime.ErrExists)
+			case spec.Snapshot != "" && strings.Contains(msg, snap) && strings.Contains(msg, "does not exist"):
+				return fmt.Errorf("clone snapshot %s: %w (%w)", spec.Snapshot, fs.ErrNotExist, err)
 			}
 			return fmt.Errorf("clone %s: %w", snap, err)
 		}
@@ -66,8 +82,14 @@ func (s *Sandbox) create(ctx context.Context, spec runtime.Spec) error {
 			return fmt.Errorf("copy template: %w", err)
 		}
 		src := filepath.Join(r.cfg.TemplateDir, spec.TemplateID)
+		if spec.Snapshot != "" {
+			src = filepath.Join(r.snapDir, spec.Snapshot)
+			if _, err := os.Stat(src); err != nil {
+				return fmt.Errorf("copy snapshot %s: %w", spec.Snapshot, err)
+			}
+		}
 		if _, err := r.run(ctx, copyCmd(src, n.Root), nil); err != nil {
-			return errors.Join(fmt.Errorf("copy template %s: %w", src, err), r.undo(ctx, n, present{Root: true}))
+			return errors.Join(fmt.Errorf("copy %s: %w", src, err), r.undo(ctx, n, present{Root: true}))
 		}
 	}
 	done := present{Root: true}
@@ -238,6 +260,11 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 	}
 	s.removed = true
 	s.rt.freeAddr(s.addr)
+	if s.snapshot != "" && s.n.Dataset != "" {
+		// The snapshot this clone came from may have been deleted while the clone lived (see
+		// DeleteSnapshot): it can go now if this was its last clone.
+		s.rt.reapDeletedSnapshots(ctx)
+	}
 	return nil
 }
 
@@ -286,26 +313,6 @@ func (s *Sandbox) signal(ctx context.Context, sig string) error {
 	return nil
 }
 
-// Snapshot takes a ZFS snapshot of the sandbox's file system (crash-consistent: processes and memory are
-// not captured) and returns its full name (<dataset>@<name>), which can be cloned like a template.
-func (s *Sandbox) Snapshot(ctx context.Context, name string) (string, error) {
-	if !schema.ValidSandboxID(name) {
-		return "", fmt.Errorf("snapshot %s: invalid name %q", s.id, name)
-	}
-	if s.n.Dataset == "" {
-		return "", fmt.Errorf("snapshot %s: needs ZFS (this runtime has no sandbox dataset)", s.id)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.destroyed {
-		return "", fmt.Errorf("snapshot %s: %w", s.id, runtime.ErrDestroyed)
-	}
-	if _, err := s.rt.run(ctx, zfsSnapshotCmd(s.n.Dataset, name), nil); err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", s.id, err)
-	}
-	return s.n.Dataset + "@" + name, nil
-}
-
 // SetEgress replaces the sandbox's egress allow list, live.
 func (s *Sandbox) SetEgress(ctx context.Context, allow []netip.Prefix) error {
 	s.mu.Lock()
@@ -320,18 +327,18 @@ func (s *Sandbox) SetEgress(ctx context.Context, allow []netip.Prefix) error {
 	return nil
 }
 
-// Usage returns the jail's resource usage as rctl reports it (memoryuse in bytes, maxproc, openfiles,
-// pcpu, ...), for the metrics endpoint.
-func (s *Sandbox) Usage(ctx context.Context) (map[string]int64, error) {
+// Usage returns the jail's resource usage as rctl counts it (memoryuse: resident bytes, maxproc:
+// processes, openfiles, pcpu: percent of one core) and the limits Create set.
+func (s *Sandbox) Usage(ctx context.Context) (runtime.Usage, error) {
 	out, err := s.rt.run(ctx, rctlUsageCmd(s.n.Jail), nil)
 	if err != nil {
-		return nil, fmt.Errorf("usage of %s: %w", s.id, err)
+		return runtime.Usage{}, fmt.Errorf("usage of %s: %w", s.id, err)
 	}
 	u, err := parseRctlUsage(out)
 	if err != nil {
-		return nil, fmt.Errorf("usage of %s: %w", s.id, err)
+		return runtime.Usage{}, fmt.Errorf("usage of %s: %w", s.id, err)
 	}
-	return u, nil
+	return usageFrom(u, s.lim), nil
 }
 
 func exitStderr(err error) string {

@@ -109,6 +109,7 @@ func TestVNETCleanup(t *testing.T) {
 		"ifconfig -g epair", "ifconfig epair0a", "ifconfig epair1a", "ifconfig epair2a",
 		"rctl jail:", "pfctl -a sbx -s Anchors",
 		"jail -r sbx-old", "ifconfig epair1a destroy",
+		"zfs list -H -o name -t filesystem -d 1 tank/fb/snap",
 	})
 	if a, _ := r.allocAddr("new"); a != netip.MustParseAddr("10.77.0.3") {
 		t.Errorf("new address %s: the kept VNET jail's 10.77.0.2 must stay reserved", a)

@@ -14,6 +14,10 @@
 // kill every process whose environment carries the sandbox's E2B_SANDBOX_ID, so those do not outlive
 // the sandbox; elsewhere Destroy only kills the group.
 //
+// Pause stops every process of the sandbox with SIGSTOP (pause.go), Usage reads /proc (usage.go), and
+// snapshots are copies of sandbox roots under DataDir/snapshots (snapshot.go) that new sandboxes start
+// from (Spec.Snapshot).
+//
 // This is not isolation: sandbox processes run as the worker's user and see the host's file system.
 // Both of the sandbox's users ("user" and "root") are the worker's user, and files it owns are named
 // as the sandbox user's (OwnerNames). Linux namespaces and cgroups are a later step.
@@ -40,7 +44,8 @@ const Name = "process"
 
 // Config configures the process runtime.
 type Config struct {
-	// DataDir holds the sandboxes, as DataDir/sandboxes/<id>/.
+	// DataDir holds the sandboxes, as DataDir/sandboxes/<id>/, and the snapshots, as
+	// DataDir/snapshots/<name>/.
 	DataDir string
 	// HolderPath is the program that holds a sandbox's process group; default: `sleep` on the PATH.
 	HolderPath string
@@ -52,6 +57,7 @@ type Config struct {
 // Runtime is the process runtime.
 type Runtime struct {
 	dir         string // DataDir/sandboxes, with symlinks resolved
+	snaps       *snapshotStore
 	holder      string
 	killTimeout time.Duration
 	log         *slog.Logger
@@ -76,6 +82,10 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process runtime: %w", err)
 	}
+	snapDir := filepath.Join(cfg.DataDir, "snapshots")
+	if err := os.MkdirAll(snapDir, 0o755); err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
 	holder := cfg.HolderPath
 	if holder == "" {
 		if holder, err = exec.LookPath("sleep"); err != nil {
@@ -90,19 +100,38 @@ func New(cfg Config) (*Runtime, error) {
 	if kt <= 0 {
 		kt = 5 * time.Second
 	}
-	return &Runtime{dir: dir, holder: holder, killTimeout: kt, log: log.With(logkey.Subsystem, "runtime")}, nil
+	return &Runtime{
+		dir:         dir,
+		snaps:       &snapshotStore{dir: snapDir, busy: map[string]bool{}},
+		holder:      holder,
+		killTimeout: kt,
+		log:         log.With(logkey.Subsystem, "runtime"),
+	}, nil
 }
 
 // Name returns "process".
 func (r *Runtime) Name() string { return Name }
 
-// Create makes the sandbox's directories and starts its holder process.
+// Create makes the sandbox's directories (a copy of snapshot Spec.Snapshot if set: an unknown one is an
+// error matching fs.ErrNotExist). The holder process starts with the sandbox's first process.
 func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Sandbox, error) {
 	if spec.ID == "" || strings.ContainsAny(spec.ID, `/\.`) {
 		return nil, fmt.Errorf("create sandbox: invalid id %q", spec.ID)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
+	}
+	var snap string
+	if spec.Snapshot != "" {
+		var err error
+		if snap, err = r.snaps.path(spec.Snapshot); err != nil {
+			return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
+		}
+		if fi, err := os.Stat(snap); err != nil {
+			return nil, fmt.Errorf("create sandbox %s from snapshot: %w", spec.ID, err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("create sandbox %s: snapshot %s is not a directory", spec.ID, spec.Snapshot)
+		}
 	}
 	root := filepath.Join(r.dir, spec.ID)
 	if err := os.Mkdir(root, 0o755); err != nil {
@@ -111,15 +140,20 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Sandbo
 		}
 		return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
 	}
-	s, err := r.create(root, spec)
+	s, err := r.create(ctx, root, snap, spec)
 	if err != nil {
-		_ = os.RemoveAll(root)
+		_ = removeAll(root)
 		return nil, fmt.Errorf("create sandbox %s: %w", spec.ID, err)
 	}
 	return s, nil
 }
 
-func (r *Runtime) create(root string, spec runtime.Spec) (*Sandbox, error) {
+func (r *Runtime) create(ctx context.Context, root, snap string, spec runtime.Spec) (*Sandbox, error) {
+	if snap != "" {
+		if err := copyTree(ctx, snap, root); err != nil {
+			return nil, fmt.Errorf("copy snapshot %s: %w", spec.Snapshot, err)
+		}
+	}
 	for _, d := range []string{"home/user", "root", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return nil, err
@@ -129,6 +163,7 @@ func (r *Runtime) create(root string, spec runtime.Spec) (*Sandbox, error) {
 		id:          spec.ID,
 		root:        root,
 		env:         sandboxEnv(root, spec.ID, spec.EnvVars),
+		store:       r.snaps,
 		holder:      r.holder,
 		killTimeout: r.killTimeout,
 		log:         r.log.With(logkey.SandboxID, spec.ID),
@@ -139,11 +174,15 @@ func (r *Runtime) create(root string, spec runtime.Spec) (*Sandbox, error) {
 	return s, nil
 }
 
-// Cleanup kills the processes and removes the directories of sandboxes left by an earlier run.
+// Cleanup kills the processes and removes the directories of sandboxes left by an earlier run, and the
+// partial snapshot copies a crash left (never a snapshot).
 func (r *Runtime) Cleanup(ctx context.Context, keep func(id string) bool) error {
 	entries, err := os.ReadDir(r.dir)
 	if err != nil {
 		return fmt.Errorf("cleanup: %w", err)
+	}
+	if err := r.removeSnapshotLeftovers(); err != nil {
+		r.log.Warn("cleanup: snapshot leftovers", logkey.Error, err)
 	}
 	gone := map[string]bool{}
 	for _, e := range entries {
@@ -196,15 +235,31 @@ func (r *Runtime) killLeftover(ctx context.Context, id string) error {
 }
 
 // removeAll removes a directory tree, retrying briefly while dying processes still create files in it.
+// Directories a sandbox made read-only (which a worker that is not root cannot empty) are made writable
+// first when a plain removal fails.
 func removeAll(dir string) error {
 	var err error
-	for range 5 {
+	for i := range 5 {
 		if err = os.RemoveAll(dir); err == nil {
 			return nil
+		}
+		if i == 0 {
+			makeDirsWritable(dir)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return err
+}
+
+// makeDirsWritable gives the owner full access to every directory below dir (symlinks are not followed).
+// WalkDir calls fn for a directory before it reads it, so an unreadable one is readable by then.
+func makeDirsWritable(dir string) {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, _ error) error {
+		if d != nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
 }
 
 // Capabilities: processes share the host's file system and isolate nothing.

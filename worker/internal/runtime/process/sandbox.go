@@ -19,10 +19,11 @@ import (
 // Sandbox is one sandbox of the process runtime.
 type Sandbox struct {
 	id          string
-	root        string   // DataDir/sandboxes/<id>, symlinks resolved: the sandbox's "/"
-	env         []string // the sandbox's environment, fixed at Create
-	pgid        int      // the holder's pid, the group of every process of the sandbox; 0 until the first (guarded by mu)
-	holder      string   // the holder program (sleep)
+	root        string         // DataDir/sandboxes/<id>, symlinks resolved: the sandbox's "/"
+	env         []string       // the sandbox's environment, fixed at Create
+	store       *snapshotStore // the runtime's snapshots
+	pgid        int            // the holder's pid, the group of every process of the sandbox; 0 until the first (guarded by mu)
+	holder      string         // the holder program (sleep)
 	killTimeout time.Duration
 	log         *slog.Logger
 	holderDone  chan struct{} // closed once the holder has exited and been reaped
@@ -33,8 +34,12 @@ type Sandbox struct {
 	// processes that left the group.
 	ranCommands bool
 
-	destroyMu sync.Mutex // serialises Destroy calls
+	destroyMu sync.Mutex // serialises Destroy calls (and Snapshot with them)
 	removed   bool       // Destroy finished: nothing is left
+
+	usageMu sync.Mutex
+	lastCPU map[int]cpuTime // CPU times of the previous Usage call, by pid
+	lastAt  time.Time
 }
 
 var (
