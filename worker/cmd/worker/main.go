@@ -17,11 +17,10 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"fleetbox.dev/bus"
 	"fleetbox.dev/worker/internal/logkey"
-	"fleetbox.dev/worker/internal/runtime"
-	"fleetbox.dev/worker/internal/runtime/process"
 	"fleetbox.dev/worker/internal/worker"
 )
 
@@ -39,15 +38,20 @@ func run(args []string) error {
 	dataDir := fs.String("data", ".data/worker", "directory for sandboxes and worker state")
 	capacity := fs.Int("capacity", 64, "most sandboxes this worker runs at once")
 	minFree := fs.Int("min-free-memory", 256, "MiB of host memory to keep free: below it the worker stops claiming creates (0: no limit)")
-	runtimeName := fs.String("runtime", process.Name, "sandbox runtime: process")
-	python := fs.String("python", defaultPython(), "Python interpreter of code contexts")
+	var rtFlags runtimeFlags
+	rtFlags.register(fs)
+	python := fs.String("python", "", "Python interpreter of code contexts, as the sandbox sees it (default: /usr/bin/python3 or python3 on PATH for the process runtime, "+jailPython+" in jails)")
 	kernelStart := fs.String("kernel-start", string(worker.KernelLazy), "when a sandbox's default Python kernel starts: lazy (first run_code), background (right after create) or ready (before create answers)")
 	zygote := fs.Bool("kernel-fork-server", true, "fork Python kernels from one pre-imported interpreter instead of starting one each time")
+	pausedRetention := fs.Duration("paused-retention", 30*24*time.Hour, "how long a paused sandbox is kept (holding its slot and memory) before it is killed")
 	replicas := fs.Int("replicas", 1, "replicas of streams and buckets if this worker is the first to create them")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *python == "" {
+		*python = rtFlags.defaultPython()
 	}
 	ks, err := worker.ParseKernelStart(*kernelStart)
 	if err != nil {
@@ -70,7 +74,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	rt, err := newRuntime(*runtimeName, abs, wlog)
+	rt, err := rtFlags.newRuntime(abs, wlog)
 	if err != nil {
 		return err
 	}
@@ -87,6 +91,7 @@ func run(args []string) error {
 		ID: *id, Bus: b, Runtime: rt, Python: *python, Capacity: *capacity, MinFreeMemoryMB: *minFree, Version: version(), Logger: log, KernelStart: ks,
 		KernelModuleDir: filepath.Join(abs, "kernel"),
 		KernelZygote:    *zygote,
+		PausedRetention: *pausedRetention,
 	})
 	if err != nil {
 		return err
@@ -94,17 +99,9 @@ func run(args []string) error {
 	return w.Run(ctx)
 }
 
-func newRuntime(name, dataDir string, log *slog.Logger) (runtime.Runtime, error) {
-	switch name {
-	case process.Name:
-		return process.New(process.Config{DataDir: dataDir, Logger: log})
-	}
-	return nil, fmt.Errorf("unknown runtime %q (available: %s)", name, process.Name)
-}
-
-// defaultPython prefers the system interpreter, which starts in about 11 ms; a pyenv shim found first on
+// hostPython prefers the system interpreter, which starts in about 11 ms; a pyenv shim found first on
 // PATH costs about 150 ms per start.
-func defaultPython() string {
+func hostPython() string {
 	if _, err := os.Stat("/usr/bin/python3"); err == nil {
 		return "/usr/bin/python3"
 	}

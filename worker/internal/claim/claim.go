@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -51,6 +52,9 @@ type Loop struct {
 	cfg Config
 	log *slog.Logger
 	wg  sync.WaitGroup
+
+	mu      sync.Mutex
+	stopped bool // Run has returned (or is returning): Place refuses
 }
 
 // New returns a claim loop.
@@ -71,7 +75,12 @@ func New(cfg Config) *Loop {
 // Run claims commands until ctx ends, then waits for the claims in progress to finish (a claim that has
 // started a sandbox completes it; the worker's drain deals with the sandbox).
 func (l *Loop) Run(ctx context.Context) {
-	defer l.wg.Wait()
+	defer func() {
+		l.mu.Lock()
+		l.stopped = true
+		l.mu.Unlock()
+		l.wg.Wait()
+	}()
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(100*time.Millisecond),
 		backoff.WithMaxInterval(5*time.Second),
@@ -134,6 +143,58 @@ func (l *Loop) Run(ctx context.Context) {
 			l.handle(msg)
 		}()
 	}
+}
+
+// Place claims and starts a sandbox whose create was placed on this worker (schema.OpWorkerCreate)
+// instead of queued. It returns once the record is claimed, or with an error: 503 when the worker has no
+// free slot, no room (Admit) or is stopping, 409 when the record is not pending. The start goes on in the
+// background like a queued one: on failure the record is marked failed.
+func (l *Loop) Place(ctx context.Context, id string) error {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return schema.Errorf(http.StatusServiceUnavailable, "worker %s is stopping", l.cfg.WorkerID)
+	}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	started := false
+	defer func() {
+		if !started {
+			l.wg.Done()
+		}
+	}()
+	if !l.cfg.Slots.TryAcquire() {
+		return schema.Errorf(http.StatusServiceUnavailable, "worker %s has no free slot", l.cfg.WorkerID)
+	}
+	if l.cfg.Admit != nil {
+		if err := l.cfg.Admit(); err != nil {
+			l.cfg.Slots.Release()
+			return schema.Errorf(http.StatusServiceUnavailable, "worker %s cannot take a sandbox: %v", l.cfg.WorkerID, err)
+		}
+	}
+	rec, rev, ok, err := l.claim(ctx, id)
+	if errors.Is(err, errNoRecord) {
+		err = schema.Errorf(http.StatusNotFound, "sandbox %s has no record", id)
+	} else if err == nil && !ok {
+		err = schema.Errorf(http.StatusConflict, "sandbox %s is not pending", id)
+	}
+	if err != nil {
+		l.cfg.Slots.Release()
+		return fmt.Errorf("place %s: %w", id, err)
+	}
+	started = true
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.StartTimeout)
+		defer cancel()
+		log := l.log.With(logkey.SandboxID, id)
+		if err := l.cfg.Start(ctx, rec, rev); err != nil {
+			log.Error("start placed sandbox failed", logkey.Error, err)
+			l.fail(ctx, id, fmt.Sprintf("start failed: %v", err), log)
+			l.cfg.Slots.Release()
+		}
+	}()
+	return nil
 }
 
 // next fetches one command; nil without error means none arrived in time. It (re)binds the consumer.

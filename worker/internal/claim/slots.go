@@ -20,6 +20,16 @@ func (s *Slots) Acquire(ctx context.Context) error {
 	}
 }
 
+// TryAcquire takes a slot if one is free now.
+func (s *Slots) TryAcquire() bool {
+	select {
+	case s.ch <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 // Release gives a slot back.
 func (s *Slots) Release() { <-s.ch }
 

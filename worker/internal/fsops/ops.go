@@ -76,7 +76,7 @@ func (f *FS) walk(dir Target, depth int, out *[]schema.EntryInfo) error {
 
 // MakeDir creates directory p and its missing parents with mode 0755. An existing directory is a 409,
 // an existing file (at p or in the way above it) a 400.
-func (f *FS) MakeDir(p string) (schema.EntryInfo, error) {
+func (f *FS) MakeDir(p string, owner *Owner) (schema.EntryInfo, error) {
 	t, err := f.Resolve(p)
 	if err != nil {
 		return schema.EntryInfo{}, err
@@ -88,7 +88,7 @@ func (f *FS) MakeDir(p string) (schema.EntryInfo, error) {
 	case err == nil:
 		return schema.EntryInfo{}, schema.Errorf(http.StatusBadRequest, "path already exists but it is not a directory: %s", t.Path)
 	}
-	if err := os.MkdirAll(t.Host, 0o755); err != nil {
+	if err := MkdirAll(t.Host, owner); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
 			return schema.EntryInfo{}, schema.Errorf(http.StatusBadRequest, "cannot create directory %s: a file is in the way", t.Path)
 		}

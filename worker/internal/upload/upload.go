@@ -37,6 +37,8 @@ type Request struct {
 	Host, Path string
 	// Metadata is stored as the file's user metadata (fsops.WriteMetadata), where the file system can.
 	Metadata map[string]string
+	// Owner, if set, is given the file.
+	Owner *fsops.Owner
 	// Entry describes the target once committed.
 	Entry func() (schema.EntryInfo, error)
 }
@@ -217,6 +219,11 @@ func (u *upload) receive(ctx context.Context, log *slog.Logger) (err error) {
 	}
 	if err := f.Chmod(mode); err != nil {
 		return writeError(u.req.Path, err)
+	}
+	if o := u.req.Owner; o != nil {
+		if err := f.Chown(o.UID, o.GID); err != nil {
+			return writeError(u.req.Path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return writeError(u.req.Path, err)

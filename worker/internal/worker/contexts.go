@@ -41,12 +41,16 @@ type codeContext struct {
 // newContext makes a code context in sb whose kernel runs in the sandbox path cwd, and starts the kernel.
 // An eager context starts its kernel now, in the background; a lazy one at its first use.
 func (w *Worker) newContext(sb *sandbox, language, cwd string, eager bool) (*codeContext, error) {
-	dir, err := sb.rt.HostPath(cwd)
+	host, err := sb.rt.HostPath(cwd)
 	if err != nil {
 		return nil, schema.Errorf(http.StatusBadRequest, "cwd %s: %v", cwd, err)
 	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(host); err != nil || !fi.IsDir() {
 		return nil, schema.Errorf(http.StatusBadRequest, "cwd %s does not exist in the sandbox or is not a directory", cwd)
+	}
+	dir, err := sb.procPath(cwd)
+	if err != nil {
+		return nil, schema.Errorf(http.StatusBadRequest, "cwd %s: %v", cwd, err)
 	}
 	id := newContextID()
 	log := sb.log.With(logkey.ContextID, id)

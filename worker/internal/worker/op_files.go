@@ -120,7 +120,8 @@ func (w *Worker) opFileWriteBegin(_ context.Context, id string, req schema.FileW
 	if fi, err := os.Stat(t.Host); err == nil && fi.IsDir() {
 		return schema.Empty{}, schema.Errorf(http.StatusBadRequest, "path '%s' is a directory", t.Path)
 	}
-	if err := os.MkdirAll(filepath.Dir(t.Host), 0o755); err != nil {
+	owner := sb.fileOwner(req.User)
+	if err := fsops.MkdirAll(filepath.Dir(t.Host), owner); err != nil {
 		switch {
 		case fsops.IsNoSpace(err):
 			return schema.Empty{}, schema.Errorf(http.StatusInsufficientStorage, "not enough disk space to write %s", t.Path)
@@ -138,7 +139,7 @@ func (w *Worker) opFileWriteBegin(_ context.Context, id string, req schema.FileW
 	}
 	// The reader subscribes before the reply goes out, so no chunk can come before it listens.
 	err = sb.envd.uploads.Begin(upload.Request{
-		Stream: req.Stream, Host: t.Host, Path: t.Path, Metadata: md,
+		Stream: req.Stream, Host: t.Host, Path: t.Path, Metadata: md, Owner: owner,
 		Entry: func() (schema.EntryInfo, error) { return sb.envd.fs.Entry(t) },
 	}, func() (upload.Source, error) {
 		return bus.OpenStream(w.bus.NC, id, req.Stream, uploadIdleTimeout)

@@ -60,7 +60,7 @@ func (w *Worker) opFsMakeDir(_ context.Context, id string, req schema.FsRequest)
 	if err != nil {
 		return schema.EntryInfo{}, err
 	}
-	return sb.envd.fs.MakeDir(expandPath(home, req.Path))
+	return sb.envd.fs.MakeDir(expandPath(home, req.Path), sb.fileOwner(req.User))
 }
 
 // opFsMove renames a file or directory, replacing the destination.

@@ -47,11 +47,11 @@ func (w *Worker) opProcessStart(_ context.Context, id string, req schema.Process
 	if fi, err := os.Stat(cwd.Host); err != nil || !fi.IsDir() {
 		return schema.ProcessStartReply{}, schema.Errorf(http.StatusBadRequest, "cwd '%s' does not exist", cwd.Path)
 	}
-	hostHome, err := sb.rt.HostPath(home)
+	procHome, err := sb.procPath(home)
 	if err != nil {
 		return schema.ProcessStartReply{}, fmt.Errorf("home of %s: %w", user, err)
 	}
-	env := map[string]string{"HOME": hostHome, "USER": user, "LOGNAME": user}
+	env := map[string]string{"HOME": procHome, "USER": user, "LOGNAME": user}
 	maps.Copy(env, req.Process.Envs)
 	argv := append(append([]string(nil), launcher...), req.Process.Cmd)
 	argv = append(argv, req.Process.Args...)
@@ -62,6 +62,12 @@ func (w *Worker) opProcessStart(_ context.Context, id string, req schema.Process
 			return schema.ProcessStartReply{}, sandboxNotFound(id)
 		}
 		return schema.ProcessStartReply{}, fmt.Errorf("start %s: %w", req.Process.Cmd, err)
+	}
+	if o := sb.fileOwner(user); o != nil { // the runtime knows its users: run as the one asked for
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(o.UID), Gid: uint32(o.GID)}
 	}
 	// The writer hears the reader's cancel from before the reply on.
 	writer, err := bus.NewStreamWriter(w.bus.NC, id, req.Stream)

@@ -11,7 +11,7 @@ import (
 
 // opTimeout moves the sandbox's end (only later, with ExtendOnly) and re-arms its timer.
 func (w *Worker) opTimeout(ctx context.Context, id string, req schema.TimeoutRequest) (schema.TimeoutReply, error) {
-	sb, err := w.lookup(id)
+	sb, err := w.lookupAny(id)
 	if err != nil {
 		return schema.TimeoutReply{}, err
 	}

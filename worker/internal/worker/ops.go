@@ -16,6 +16,9 @@ func (w *Worker) register() {
 	bus.Handle(w.mux, schema.OpContextList, w.opContextList)
 	bus.Handle(w.mux, schema.OpContextDelete, w.opContextDelete)
 	bus.Handle(w.mux, schema.OpContextRestart, w.opContextRestart)
+	bus.Handle(w.mux, schema.OpPause, w.opPause)
+	bus.Handle(w.mux, schema.OpResume, w.opResume)
+	bus.Handle(w.mux, schema.OpSnapshot, w.opSnapshot)
 
 	// envd: process.Process (op_process.go)
 	bus.Handle(w.mux, schema.OpProcessStart, w.opProcessStart)
@@ -39,4 +42,8 @@ func (w *Worker) register() {
 	bus.Handle(w.mux, schema.OpFileWriteBegin, w.opFileWriteBegin)
 	bus.Handle(w.mux, schema.OpFileWriteCommit, w.opFileWriteCommit)
 	bus.Handle(w.mux, schema.OpEnvs, w.opEnvs)
+
+	// Addressed to the worker itself (op_place.go, op_snapshot.go).
+	bus.Handle(w.workerMux, schema.OpWorkerCreate, w.opWorkerCreate)
+	bus.Handle(w.workerMux, schema.OpSnapshotDelete, w.opSnapshotDelete)
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"fleetbox.dev/schema"
+	"fleetbox.dev/worker/internal/fsops"
 	"fleetbox.dev/worker/internal/logkey"
 	"fleetbox.dev/worker/internal/runtime"
 )
@@ -28,9 +30,17 @@ type sandbox struct {
 	cancel context.CancelFunc
 	killed chan struct{} // closed when a kill has finished
 
+	// onTimeout is the record's OnTimeout: "pause" makes the end of its time pause it instead of killing.
+	onTimeout string
+	// ownRoot: the runtime's processes see the sandbox's root as "/" (runtime.Capabilities.OwnRoot).
+	ownRoot bool
+	// lifeMu serialises pause, resume and snapshot.
+	lifeMu sync.Mutex
+
 	mu         sync.Mutex
 	sub        *nats.Subscription
 	killing    bool
+	paused     bool
 	contexts   map[string]*codeContext
 	defaultCtx string                        // id of the default python context
 	executions map[string]context.CancelFunc // running executions by stream id (OpInterrupt)
@@ -42,6 +52,36 @@ func (sb *sandbox) isKilling() bool {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	return sb.killing
+}
+
+// procPath is sandbox path p as the sandbox's processes name it: p itself where the sandbox has its own
+// root, else its host path.
+func (sb *sandbox) procPath(p string) (string, error) {
+	host, err := sb.rt.HostPath(p) // also refuses paths that leave the sandbox
+	if err != nil || !sb.ownRoot {
+		return host, err
+	}
+	return path.Clean(p), nil
+}
+
+// fileOwner is who files made for a request's user belong to: nil (the worker's user) unless the
+// runtime's users are its own.
+func (sb *sandbox) fileOwner(user string) *fsops.Owner {
+	fo, ok := sb.rt.(runtime.FileOwner)
+	if !ok {
+		return nil
+	}
+	uid, gid, ok := fo.FileOwner(user)
+	if !ok {
+		return nil
+	}
+	return &fsops.Owner{UID: uid, GID: gid}
+}
+
+func (sb *sandbox) isPaused() bool {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.paused
 }
 
 // start is the claim loop's StartFunc: it creates the runtime sandbox and its default code context,
@@ -60,14 +100,16 @@ func (w *Worker) start(ctx context.Context, rec schema.Record, rev uint64) error
 
 	rs, err := w.rt.Create(ctx, runtime.Spec{
 		ID: rec.ID, TemplateID: rec.TemplateID, EnvVars: rec.EnvVars, CPUCount: rec.CPUCount, MemoryMB: rec.MemoryMB,
+		Snapshot: rec.Snapshot,
 	})
 	if err != nil {
 		return fmt.Errorf("start %s: %w", rec.ID, err)
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	sb := &sandbox{
-		id: rec.ID, rt: rs, log: w.log.With(logkey.SandboxID, rec.ID), ctx: sctx, cancel: cancel,
-		killed: make(chan struct{}), contexts: map[string]*codeContext{}, executions: map[string]context.CancelFunc{},
+		id: rec.ID, rt: rs, log: w.log.With(logkey.SandboxID, rec.ID), ctx: sctx, cancel: cancel, onTimeout: rec.OnTimeout,
+		ownRoot: w.rt.Capabilities().OwnRoot,
+		killed:  make(chan struct{}), contexts: map[string]*codeContext{}, executions: map[string]context.CancelFunc{},
 	}
 	abort := func(err error) error {
 		cancel()

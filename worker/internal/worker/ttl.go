@@ -41,6 +41,14 @@ func (w *Worker) expire(sb *sandbox) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
 	defer cancel()
+	if sb.onTimeout == "pause" && !sb.isPaused() {
+		err := w.pauseAtEnd(ctx, sb)
+		if err == nil {
+			sb.log.Info("sandbox timed out; paused (auto-pause)", "end_at", endAt)
+			return
+		}
+		sb.log.Warn("auto-pause failed; killing the sandbox", logkey.Error, err)
+	}
 	sb.log.Info("sandbox timed out", "end_at", endAt)
 	if err := w.kill(ctx, sb.id, schema.ReasonTimeout); err != nil {
 		sb.log.Error("kill timed-out sandbox", logkey.Error, err)

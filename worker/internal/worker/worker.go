@@ -63,6 +63,9 @@ type Config struct {
 	FetchWait time.Duration
 	// OpTimeout bounds the handling of one operation request (default 60 s).
 	OpTimeout time.Duration
+	// PausedRetention is how long a paused sandbox is kept when its pause names no end (default 30 days,
+	// as E2B keeps paused sandboxes); it holds its slot and memory on this worker meanwhile.
+	PausedRetention time.Duration
 	// UploadCommitTimeout is how long a received file upload waits for its commit before it is
 	// discarded (default 2 min).
 	UploadCommitTimeout time.Duration
@@ -81,7 +84,9 @@ type Worker struct {
 	rt        runtime.Runtime
 	log       *slog.Logger
 	slots     *claim.Slots
-	mux       *bus.Mux
+	mux       *bus.Mux // operations of sandboxes (schema.SubjectOp)
+	workerMux *bus.Mux // operations addressed to the worker (schema.SubjectWorkerOp)
+	loop      *claim.Loop
 	startedAt time.Time
 
 	mu        sync.Mutex
@@ -102,8 +107,17 @@ func New(cfg Config) (*Worker, error) {
 		return nil, errors.New("worker: no python interpreter")
 	}
 	// A missing interpreter would only show at the first execution: refuse to start instead.
-	if _, err := exec.LookPath(cfg.Python); err != nil {
-		return nil, fmt.Errorf("worker: python interpreter: %w", err)
+	// With sandboxes of their own root, the interpreter is a path inside them: the template has it.
+	if !cfg.Runtime.Capabilities().OwnRoot {
+		if _, err := exec.LookPath(cfg.Python); err != nil {
+			return nil, fmt.Errorf("worker: python interpreter: %w", err)
+		}
+	} else {
+		// Host files mean nothing inside: kernels start from source, as fresh interpreters.
+		cfg.KernelModuleDir, cfg.KernelZygote = "", false
+	}
+	if cfg.PausedRetention <= 0 {
+		cfg.PausedRetention = 30 * 24 * time.Hour
 	}
 	if cfg.Capacity <= 0 {
 		cfg.Capacity = 64
@@ -136,6 +150,7 @@ func New(cfg Config) (*Worker, error) {
 		log:       log,
 		slots:     claim.NewSlots(cfg.Capacity),
 		mux:       bus.NewMux(cfg.OpTimeout, log),
+		workerMux: bus.NewMux(cfg.OpTimeout, log),
 		sandboxes: map[string]*sandbox{},
 	}
 	w.register()
@@ -181,15 +196,26 @@ func (w *Worker) Run(ctx context.Context) error {
 		Bus: w.bus, WorkerID: w.id, Slots: w.slots, Start: w.start, FetchWait: w.cfg.FetchWait, Logger: w.log,
 		Admit: w.admit,
 	})
+	w.mu.Lock()
+	w.loop = loop
+	w.mu.Unlock()
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
 		loop.Run(ctx)
 	}()
+	w.reconcileSnapshots(ctx)
+	workerSub, err := w.workerMux.SubscribeWorker(w.bus.NC, w.id)
+	if err != nil {
+		w.log.Error("serve worker operations (placed creates, snapshot deletes)", logkey.Error, err)
+	}
 	w.log.Info("worker running", "capacity", w.cfg.Capacity, "runtime", w.rt.Name())
 
 	<-ctx.Done()
 	w.log.Info("worker draining")
+	if workerSub != nil {
+		_ = workerSub.Unsubscribe()
+	}
 	w.mu.Lock()
 	w.draining = true
 	w.mu.Unlock()
@@ -251,7 +277,20 @@ func (w *Worker) killAll(ctx context.Context, reason string) {
 }
 
 // lookup returns a live sandbox of this worker, or a 404.
+// lookup returns a sandbox for a data-plane operation (code, processes, files): 409 while it is paused.
 func (w *Worker) lookup(id string) (*sandbox, error) {
+	sb, err := w.lookupAny(id)
+	if err != nil {
+		return nil, err
+	}
+	if sb.isPaused() {
+		return nil, sandboxPaused(id)
+	}
+	return sb, nil
+}
+
+// lookupAny returns a sandbox for a lifecycle operation (timeout, pause, resume, snapshot), paused or not.
+func (w *Worker) lookupAny(id string) (*sandbox, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	sb := w.sandboxes[id]
@@ -259,6 +298,10 @@ func (w *Worker) lookup(id string) (*sandbox, error) {
 		return nil, sandboxNotFound(id)
 	}
 	return sb, nil
+}
+
+func sandboxPaused(id string) error {
+	return schema.Errorf(http.StatusConflict, "sandbox %s is paused: connect to it to resume it", id)
 }
 
 func sandboxNotFound(id string) error {

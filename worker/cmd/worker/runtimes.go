@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+
+	"fleetbox.dev/worker/internal/runtime"
+	"fleetbox.dev/worker/internal/runtime/bhyve"
+	"fleetbox.dev/worker/internal/runtime/jail"
+	"fleetbox.dev/worker/internal/runtime/process"
+)
+
+// runtimeFlags are the settings of every runtime; only the chosen runtime's are used.
+type runtimeFlags struct {
+	name string
+
+	jailSandboxDataset  string
+	jailTemplateDataset string
+	jailTemplateSnap    string
+	jailSnapshotDataset string
+	jailTemplateDir     string
+	jailPrefix          string
+	jailInterface       string
+	jailSubnet          string
+	jailVNETBridge      string
+	jailEgressAllow     string
+	jailMaxProc         int
+	jailOpenFiles       int
+}
+
+// jailPython is where the interpreter is in a jail template built by deploy/freebsd/build-jail-template.sh
+// (FreeBSD's python3 package).
+const jailPython = "/usr/local/bin/python3"
+
+func (f *runtimeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.name, "runtime", process.Name, "sandbox runtime: process (any unix, no isolation) or jail (FreeBSD)")
+	fs.StringVar(&f.jailSandboxDataset, "jail-sandbox-dataset", "", "jail: ZFS file system the sandboxes' clones are made under (e.g. zroot/fleetbox/sbx); empty: copy -jail-template-dir instead")
+	fs.StringVar(&f.jailTemplateDataset, "jail-template-dataset", "", "jail: ZFS file system holding one file system per template (e.g. zroot/fleetbox/tmpl)")
+	fs.StringVar(&f.jailTemplateSnap, "jail-template-snapshot", "base", "jail: snapshot of each template file system that sandboxes are cloned from")
+	fs.StringVar(&f.jailSnapshotDataset, "jail-snapshot-dataset", "", "jail: ZFS file system that sandbox snapshots are received into (default: beside -jail-sandbox-dataset, named snap)")
+	fs.StringVar(&f.jailTemplateDir, "jail-template-dir", "", "jail: directory with one template directory each, copied per sandbox on hosts without ZFS")
+	fs.StringVar(&f.jailPrefix, "jail-prefix", "sbx", "jail: prefix of this worker's jail names and pf anchors (pf.conf must evaluate anchor \"<prefix>/*\")")
+	fs.StringVar(&f.jailInterface, "jail-interface", "lo1", "jail: interface carrying the jails' addresses")
+	fs.StringVar(&f.jailSubnet, "jail-subnet", "10.77.0.0/16", "jail: IPv4 subnet the jails' addresses come from")
+	fs.StringVar(&f.jailVNETBridge, "jail-vnet-bridge", "", "jail: give each jail its own network stack on an epair joined to this bridge (which holds the subnet's first address)")
+	fs.StringVar(&f.jailEgressAllow, "jail-egress-allow", "", "jail: comma-separated CIDRs new sandboxes may reach (empty: no egress)")
+	fs.IntVar(&f.jailMaxProc, "jail-maxproc", 512, "jail: rctl limit on processes per sandbox (<0: none)")
+	fs.IntVar(&f.jailOpenFiles, "jail-openfiles", 8192, "jail: rctl limit on open files per sandbox (<0: none)")
+}
+
+// defaultPython is the interpreter of code contexts when -python is not given: the host's for the process
+// runtime, the template's for runtimes whose sandboxes have their own root.
+func (f *runtimeFlags) defaultPython() string {
+	if f.name == jail.Name || f.name == bhyve.Name {
+		return jailPython
+	}
+	return hostPython()
+}
+
+// newRuntime builds the runtime -runtime names.
+func (f *runtimeFlags) newRuntime(dataDir string, log *slog.Logger) (runtime.Runtime, error) {
+	switch f.name {
+	case process.Name:
+		return process.New(process.Config{DataDir: dataDir, Logger: log})
+	case jail.Name:
+		cfg, err := f.jailConfig(dataDir, log)
+		if err != nil {
+			return nil, err
+		}
+		return jail.New(cfg)
+	case bhyve.Name:
+		// The VM side is built (runtime/bhyve) but a VM's processes and files need the guest agent,
+		// which does not exist yet: a worker on it could create VMs and serve nothing in them.
+		return nil, errors.New("runtime bhyve: not available yet (no guest agent: VMs could be created but not used); use jail")
+	}
+	return nil, fmt.Errorf("unknown runtime %q (available: %s, %s)", f.name, process.Name, jail.Name)
+}
+
+func (f *runtimeFlags) jailConfig(dataDir string, log *slog.Logger) (jail.Config, error) {
+	cfg := jail.Config{
+		DataDir:          dataDir,
+		SandboxDataset:   f.jailSandboxDataset,
+		TemplateDataset:  f.jailTemplateDataset,
+		TemplateSnapshot: f.jailTemplateSnap,
+		TemplateDir:      f.jailTemplateDir,
+		Prefix:           f.jailPrefix,
+		Interface:        f.jailInterface,
+		VNETBridge:       f.jailVNETBridge,
+		MaxProc:          f.jailMaxProc,
+		OpenFiles:        f.jailOpenFiles,
+		Logger:           log,
+	}
+	if cfg.TemplateDir != "" && !filepath.IsAbs(cfg.TemplateDir) {
+		return cfg, fmt.Errorf("-jail-template-dir %q is not absolute", cfg.TemplateDir)
+	}
+	subnet, err := netip.ParsePrefix(f.jailSubnet)
+	if err != nil {
+		return cfg, fmt.Errorf("-jail-subnet: %w", err)
+	}
+	cfg.Subnet = subnet
+	for s := range strings.SplitSeq(f.jailEgressAllow, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return cfg, fmt.Errorf("-jail-egress-allow: %w", err)
+		}
+		cfg.EgressAllow = append(cfg.EgressAllow, p)
+	}
+	return cfg, nil
+}
