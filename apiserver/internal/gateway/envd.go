@@ -40,7 +40,7 @@ func attributable(r *http.Request) bool {
 	return r.Header.Get(e2b.HeaderAccessToken) != "" || (r.URL.Path == "/files" && r.URL.Query().Get("signature") != "")
 }
 
-// attribute finds the running sandbox an envd request without routing headers is for (E2B's fallback
+// attribute finds the live sandbox an envd request without routing headers is for (E2B's fallback
 // for clients that send none, such as plain fetches of downloadUrl/uploadUrl): the one whose access token
 // the request carries, or whose token signs its /files URL. It scans the live records, so it costs one
 // bucket listing per request; SDK traffic carries routing headers and never comes here.
@@ -53,7 +53,7 @@ func (g *Gateway) attribute(ctx context.Context, r *http.Request) (string, error
 	}
 	token := r.Header.Get(e2b.HeaderAccessToken)
 	for _, rec := range recs {
-		if rec.State != schema.StateRunning || rec.AccessToken == "" {
+		if !rec.State.Live() || rec.AccessToken == "" {
 			continue
 		}
 		if token != "" {

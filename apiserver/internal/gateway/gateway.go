@@ -110,6 +110,10 @@ func (g *Gateway) serveSandbox(w http.ResponseWriter, r *http.Request, id string
 		httpjson.Error(w, g.Log, err)
 		return
 	}
+	if err == nil && rec.State == schema.StatePaused {
+		pausedError(w, id)
+		return
+	}
 	if err != nil || rec.State != schema.StateRunning {
 		proxyError(w, id, 0, "The sandbox was not found")
 		return
@@ -132,6 +136,14 @@ func proxyError(w http.ResponseWriter, id string, port int, msg string) {
 		body["port"] = port
 	}
 	httpjson.Write(w, http.StatusBadGateway, body)
+}
+
+// pausedError answers as E2B's sandbox proxy does for a paused sandbox: 409 JSON. Connecting to the
+// sandbox (Sandbox.connect) resumes it; nothing on the data plane does.
+func pausedError(w http.ResponseWriter, id string) {
+	httpjson.Write(w, http.StatusConflict, map[string]any{
+		"sandboxId": id, "message": "The sandbox is paused", "code": http.StatusConflict, "canAutoResume": false,
+	})
 }
 
 // checkToken enforces the sandbox's access token, sent as X-Access-Token (or accessToken in the query

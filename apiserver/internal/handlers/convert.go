@@ -8,7 +8,7 @@ import (
 func toSandbox(r schema.Record) e2b.Sandbox {
 	return e2b.Sandbox{
 		SandboxID:       r.ID,
-		TemplateID:      r.TemplateID,
+		TemplateID:      templateOf(r),
 		Alias:           r.Alias,
 		ClientID:        clientID(r),
 		EnvdVersion:     r.EnvdVersion,
@@ -26,7 +26,7 @@ func toListed(r schema.Record) e2b.ListedSandbox {
 		metadata = map[string]string{}
 	}
 	return e2b.ListedSandbox{
-		TemplateID:  r.TemplateID,
+		TemplateID:  templateOf(r),
 		Alias:       r.Alias,
 		SandboxID:   r.ID,
 		ClientID:    clientID(r),
@@ -48,6 +48,15 @@ func toDetail(r schema.Record) e2b.SandboxDetail {
 		AllowInternetAccess: r.AllowInternet,
 		Lifecycle:           &e2b.Lifecycle{OnTimeout: r.OnTimeout},
 	}
+}
+
+// templateOf is the templateID clients see: the snapshot a sandbox was made from (its id, as E2B shows
+// the snapshot template's id), else its template.
+func templateOf(r schema.Record) string {
+	if r.Snapshot != "" {
+		return r.Snapshot
+	}
+	return r.TemplateID
 }
 
 // clientID is E2B's deprecated node id, still required by the Python SDK: the owner worker's id.

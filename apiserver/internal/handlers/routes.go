@@ -41,6 +41,11 @@ func Routes(d Deps) chi.Router {
 		r.Post("/sandboxes/{sandboxID}/refreshes", d.refresh)
 		r.Post("/sandboxes/{sandboxID}/connect", d.connectSandbox(false))
 		r.Post("/v2/sandboxes/{sandboxID}/connect", d.connectSandbox(true))
+		r.Post("/sandboxes/{sandboxID}/pause", d.pauseSandbox)
+		r.Post("/sandboxes/{sandboxID}/resume", d.resumeSandbox)
+		r.Post("/sandboxes/{sandboxID}/snapshots", d.createSnapshot)
+		r.Get("/snapshots", d.listSnapshots)
+		r.Delete("/templates/{templateID}", d.deleteTemplate)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, nil, schema.Errorf(http.StatusNotFound, "no route for %s %s", r.Method, r.URL.Path))

@@ -4,12 +4,14 @@ import (
 	"net/http"
 
 	"fleetbox.dev/apiserver/internal/httpjson"
+	"fleetbox.dev/apiserver/internal/lifecycle"
 	"fleetbox.dev/schema"
 	"fleetbox.dev/schema/e2b"
 )
 
 // connectSandbox serves POST /sandboxes/{id}/connect (timeout required) and the /v2 variant (optional,
-// default 300): a running sandbox answers 200 and its end is extended, never shortened.
+// default 300): a paused sandbox is resumed and ends `timeout` seconds from now (201); a running one
+// answers 200 and its end is extended, never shortened.
 func (d Deps) connectSandbox(v2 bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := sandboxID(r)
@@ -32,11 +34,16 @@ func (d Deps) connectSandbox(v2 bool) http.HandlerFunc {
 			httpjson.Error(w, d.Log, schema.Errorf(http.StatusBadRequest, "timeout is required"))
 			return
 		}
-		rec, err := d.Sandboxes.SetTimeout(r.Context(), id, timeout, true)
+		p := lifecycle.ConnectParams{Timeout: timeout, KeepMemory: req.Memory == nil || *req.Memory}
+		rec, resumed, err := d.Sandboxes.Connect(r.Context(), id, p)
 		if err != nil {
 			httpjson.Error(w, d.Log, err)
 			return
 		}
-		httpjson.Write(w, http.StatusOK, toSandbox(rec))
+		status := http.StatusOK
+		if resumed {
+			status = http.StatusCreated
+		}
+		httpjson.Write(w, status, toSandbox(rec))
 	}
 }

@@ -34,15 +34,17 @@ func (d Deps) createSandbox(v2 bool) http.HandlerFunc {
 }
 
 // validateCreate turns a create body into lifecycle parameters, or a 4xx error naming the problem.
+// Template is left zero when templateID is no built-in template (it may name a snapshot).
 func validateCreate(req e2b.NewSandbox, v2 bool) (lifecycle.CreateParams, error) {
 	var p lifecycle.CreateParams
 	if strings.TrimSpace(req.TemplateID) == "" {
 		return p, schema.Errorf(http.StatusBadRequest, "templateID is required")
 	}
-	tmpl, ok := schema.LookupTemplate(req.TemplateID)
-	if !ok {
-		return p, schema.Errorf(http.StatusNotFound, "template %q not found", req.TemplateID)
+	if len(req.TemplateID) > 256 {
+		return p, schema.Errorf(http.StatusBadRequest, "templateID %.40q is too long", req.TemplateID)
 	}
+	// A reference that is no built-in template may name a snapshot: the lifecycle layer looks it up.
+	tmpl, _ := schema.LookupTemplate(req.TemplateID)
 	timeout := schema.DefaultTimeout
 	if req.Timeout != nil {
 		if *req.Timeout <= 0 {

@@ -27,7 +27,8 @@ func TestValidateCreate(t *testing.T) {
 		{name: "insecure v1", req: e2b.NewSandbox{TemplateID: "base", Secure: ptr(false), Timeout: ptr(60)}, wantTimeout: time.Minute},
 		{name: "v2 always secure", req: e2b.NewSandbox{TemplateID: "code-interpreter-v1", Secure: ptr(false)}, v2: true, wantTimeout: schema.DefaultTimeout, wantSecure: true},
 		{name: "missing template", req: e2b.NewSandbox{}, wantCode: 400, wantMsg: "templateID is required"},
-		{name: "unknown template", req: e2b.NewSandbox{TemplateID: "nope"}, wantCode: 404, wantMsg: `template "nope" not found`},
+		{name: "snapshot reference", req: e2b.NewSandbox{TemplateID: "my-snapshot"}, wantTimeout: schema.DefaultTimeout, wantSecure: true},
+		{name: "huge template reference", req: e2b.NewSandbox{TemplateID: strings.Repeat("x", 300)}, wantCode: 400, wantMsg: "too long"},
 		{name: "negative timeout", req: e2b.NewSandbox{TemplateID: "base", Timeout: ptr(-1)}, wantCode: 400, wantMsg: "positive"},
 		{name: "zero timeout", req: e2b.NewSandbox{TemplateID: "base", Timeout: ptr(0)}, wantCode: 400, wantMsg: "positive"},
 		{name: "huge timeout", req: e2b.NewSandbox{TemplateID: "base", Timeout: ptr(100000)}, wantCode: 400, wantMsg: "maximum"},
@@ -62,6 +63,8 @@ func TestRoutes(t *testing.T) {
 		{"POST", "/sandboxes"}, {"POST", "/v2/sandboxes"}, {"GET", "/sandboxes"}, {"GET", "/v2/sandboxes"},
 		{"GET", "/sandboxes/abc"}, {"DELETE", "/sandboxes/abc"}, {"POST", "/sandboxes/abc/timeout"},
 		{"POST", "/sandboxes/abc/refreshes"}, {"POST", "/sandboxes/abc/connect"}, {"POST", "/v2/sandboxes/abc/connect"},
+		{"POST", "/sandboxes/abc/pause"}, {"POST", "/sandboxes/abc/resume"}, {"POST", "/sandboxes/abc/snapshots"},
+		{"GET", "/snapshots"}, {"DELETE", "/templates/abc"},
 	} {
 		rec := newRecorder()
 		h.ServeHTTP(rec, newRequest(rt.method, rt.path, ""))

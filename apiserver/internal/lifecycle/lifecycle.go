@@ -1,5 +1,6 @@
-// Package lifecycle is the apiserver's business logic for sandboxes: create (queue the command and wait
-// until a worker runs it), read, list, kill and change timeouts. It speaks to workers only through the
+// Package lifecycle is the apiserver's business logic for sandboxes: create (queue the command, or place
+// it on the worker holding a snapshot, and wait until a worker runs it), read, list, kill, change
+// timeouts, pause and resume, and snapshots (capture, list, delete). It speaks to workers only through the
 // bus, and keeps no sandbox state of its own: every answer comes from the KV record or the owner worker.
 package lifecycle
 
@@ -26,17 +27,31 @@ type Service struct {
 	Log *slog.Logger
 	// CreateTimeout bounds how long a create waits for a worker to run the sandbox.
 	CreateTimeout time.Duration
+	// OpTimeout bounds a pause, a resume or a snapshot deletion on a worker.
+	OpTimeout time.Duration
+	// SnapshotTimeout bounds the capture of a snapshot (it copies the sandbox's files).
+	SnapshotTimeout time.Duration
+	// PlaceTimeout bounds how long the worker holding a snapshot may take to claim a sandbox made from it.
+	PlaceTimeout time.Duration
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 }
 
 // New returns a Service with defaults filled in.
 func New(b *bus.Bus, log *slog.Logger) *Service {
-	return &Service{Bus: b, Log: log, CreateTimeout: 30 * time.Second, Now: time.Now}
+	return &Service{
+		Bus: b, Log: log, Now: time.Now,
+		CreateTimeout:   30 * time.Second,
+		OpTimeout:       30 * time.Second,
+		SnapshotTimeout: 5 * time.Minute,
+		PlaceTimeout:    10 * time.Second,
+	}
 }
 
 // CreateParams is a validated create request.
 type CreateParams struct {
+	// Template is the built-in template named by TemplateRef; when TemplateRef names none, Template is
+	// zero and TemplateRef must name a snapshot.
 	Template      schema.Template
 	TemplateRef   string
 	Timeout       time.Duration
@@ -47,20 +62,17 @@ type CreateParams struct {
 	AllowInternet *bool
 }
 
-// Create queues a create command and waits until a worker reports the sandbox running.
+// Create starts a sandbox and waits until a worker reports it running. A sandbox of a built-in template
+// is queued for any worker with free capacity; one made from a snapshot is placed on the worker that
+// holds the snapshot.
 func (s *Service) Create(ctx context.Context, p CreateParams) (schema.Record, error) {
 	now := s.Now().UTC()
 	rec := schema.Record{
 		ID:            schema.NewSandboxID(),
-		TemplateID:    p.Template.ID,
-		Alias:         p.Template.Aliases[0],
 		State:         schema.StatePending,
 		EnvdVersion:   schema.EnvdVersion,
 		Metadata:      p.Metadata,
 		EnvVars:       p.EnvVars,
-		CPUCount:      p.Template.CPUCount,
-		MemoryMB:      p.Template.MemoryMB,
-		DiskSizeMB:    p.Template.DiskSizeMB,
 		OnTimeout:     "kill",
 		AllowInternet: p.AllowInternet,
 		CreatedAt:     now,
@@ -71,6 +83,22 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (schema.Record, er
 	}
 	if p.AutoPause {
 		rec.OnTimeout = "pause"
+	}
+	var start func(ctx context.Context, id string) error
+	if p.Template.ID != "" {
+		rec.TemplateID, rec.Alias = p.Template.ID, p.Template.Aliases[0]
+		rec.CPUCount, rec.MemoryMB, rec.DiskSizeMB = p.Template.CPUCount, p.Template.MemoryMB, p.Template.DiskSizeMB
+		start = s.queue
+	} else {
+		snap, err := s.FindSnapshot(ctx, p.TemplateRef)
+		if errors.Is(err, schema.ErrNotFound) {
+			return schema.Record{}, schema.Errorf(http.StatusNotFound, "template %q not found", p.TemplateRef)
+		}
+		if err != nil {
+			return schema.Record{}, err
+		}
+		fromSnapshot(&rec, snap, p.EnvVars)
+		start = func(ctx context.Context, id string) error { return s.place(ctx, id, p.TemplateRef, snap) }
 	}
 	log := s.Log.With("sandbox_id", rec.ID)
 
@@ -85,18 +113,26 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (schema.Record, er
 	if _, err := s.Bus.CreateRecord(ctx, rec); err != nil {
 		return schema.Record{}, fmt.Errorf("create %s: %w", rec.ID, err)
 	}
-	cmd, _ := json.Marshal(schema.CreateCommand{SandboxID: rec.ID})
-	if _, err := s.Bus.JS.Publish(ctx, schema.SubjectCreate, cmd, jetstream.WithMsgID(rec.ID)); err != nil {
-		s.abandon(rec.ID, "create command not queued")
-		return schema.Record{}, fmt.Errorf("create %s: queue command: %w", rec.ID, err)
+	if err := start(ctx, rec.ID); err != nil {
+		log.Warn("create failed", "error", err)
+		return schema.Record{}, err
 	}
-
 	got, err := s.waitRunning(ctx, rec.ID, events)
 	if err != nil {
 		log.Warn("create failed", "error", err)
 		return schema.Record{}, err
 	}
 	return got, nil
+}
+
+// queue publishes the create command of a pending record for any worker with free capacity.
+func (s *Service) queue(ctx context.Context, id string) error {
+	cmd, _ := json.Marshal(schema.CreateCommand{SandboxID: id})
+	if _, err := s.Bus.JS.Publish(ctx, schema.SubjectCreate, cmd, jetstream.WithMsgID(id)); err != nil {
+		s.abandon(id, "create command not queued")
+		return fmt.Errorf("create %s: queue command: %w", id, err)
+	}
+	return nil
 }
 
 // waitRunning waits for the record to leave pending/starting. It listens to the owner's events and also

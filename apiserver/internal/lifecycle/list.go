@@ -41,25 +41,34 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]schema.Record, stri
 			out = append(out, r)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return less(out[i], out[j]) })
+	sort.Slice(out, func(i, j int) bool { return recordKey(out[i]).compare(recordKey(out[j])) < 0 })
 	if after != nil {
-		i := sort.Search(len(out), func(i int) bool { return less(*after, out[i]) })
+		i := sort.Search(len(out), func(i int) bool { return after.compare(recordKey(out[i])) < 0 })
 		out = out[i:]
 	}
 	next := ""
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
-		next = encodeCursor(out[len(out)-1])
+		next = encodeCursor(recordKey(out[len(out)-1]))
 	}
 	return out, next, nil
 }
 
-// less orders newest first, then by id, so pages are stable while sandboxes come and go.
-func less(a, b schema.Record) bool {
-	if !a.StartedAt.Equal(b.StartedAt) {
-		return a.StartedAt.After(b.StartedAt)
+// cursorKey is where a page starts: items are ordered newest first, then by id, so pages are stable
+// while items come and go.
+type cursorKey struct {
+	At time.Time
+	ID string
+}
+
+func recordKey(r schema.Record) cursorKey { return cursorKey{At: r.StartedAt, ID: r.ID} }
+
+// compare orders a before b (-1) when a is newer, or as old with a smaller id.
+func (a cursorKey) compare(b cursorKey) int {
+	if c := b.At.Compare(a.At); c != 0 {
+		return c
 	}
-	return a.ID < b.ID
+	return strings.Compare(a.ID, b.ID)
 }
 
 func matches(have, want map[string]string) bool {
@@ -71,11 +80,11 @@ func matches(have, want map[string]string) bool {
 	return true
 }
 
-func encodeCursor(r schema.Record) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(r.StartedAt.UnixNano(), 10) + "_" + r.ID))
+func encodeCursor(k cursorKey) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(k.At.UnixNano(), 10) + "_" + k.ID))
 }
 
-func decodeCursor(s string) (*schema.Record, error) {
+func decodeCursor(s string) (*cursorKey, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -89,7 +98,7 @@ func decodeCursor(s string) (*schema.Record, error) {
 	if !ok || err != nil || !schema.ValidSandboxID(id) {
 		return nil, bad
 	}
-	return &schema.Record{ID: id, StartedAt: time.Unix(0, n)}, nil
+	return &cursorKey{At: time.Unix(0, n), ID: id}, nil
 }
 
 // ParseStates parses E2B's comma-joined state filter.

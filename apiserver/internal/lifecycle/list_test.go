@@ -44,9 +44,9 @@ func TestParseStates(t *testing.T) {
 
 func TestCursorRoundTrip(t *testing.T) {
 	t.Parallel()
-	r := schema.Record{ID: "abc123", StartedAt: time.Unix(1700000000, 123456789)}
+	r := cursorKey{ID: "abc123", At: time.Unix(1700000000, 123456789)}
 	got, err := decodeCursor(encodeCursor(r))
-	if err != nil || got.ID != r.ID || !got.StartedAt.Equal(r.StartedAt) {
+	if err != nil || got.ID != r.ID || !got.At.Equal(r.At) {
 		t.Fatalf("round trip: %v %v", got, err)
 	}
 	for _, bad := range []string{"!!", "eA", "MTIz"} {

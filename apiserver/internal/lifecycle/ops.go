@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"fleetbox.dev/bus"
 	"fleetbox.dev/schema"
@@ -98,12 +101,9 @@ func (s *Service) SetTimeout(ctx context.Context, id string, d time.Duration, ex
 		return schema.Record{}, err
 	}
 	req := schema.TimeoutRequest{EndAt: s.Now().UTC().Add(d), ExtendOnly: extendOnly}
-	reply, err := Request[schema.TimeoutReply](ctx, s, id, schema.OpTimeout, req)
-	if errors.Is(err, bus.ErrNoOwner) {
-		return schema.Record{}, schema.Errorf(http.StatusServiceUnavailable, "the worker of sandbox %q does not answer; try again", id)
-	}
+	reply, err := requestWithin[schema.TimeoutReply](ctx, s, id, schema.OpTimeout, req, s.OpTimeout)
 	if err != nil {
-		return schema.Record{}, fmt.Errorf("set timeout of %s: %w", id, err)
+		return schema.Record{}, err
 	}
 	return reply.Record, nil
 }
@@ -112,9 +112,15 @@ func (s *Service) SetTimeout(ctx context.Context, id string, d time.Duration, ex
 // that is reconnecting to NATS (after an outage or a cluster node's loss) has no subscriptions for a
 // moment. It never ends the record: only the reaper, which watches heartbeats, declares an owner gone.
 func Request[Resp any](ctx context.Context, s *Service, id, op string, req any) (Resp, error) {
+	return requestSubject[Resp](ctx, s, schema.SubjectOp(id, op), req)
+}
+
+// requestSubject is Request for any subject (a sandbox's owner or a worker), with the same brief
+// retries while nobody answers.
+func requestSubject[Resp any](ctx context.Context, s *Service, subject string, req any) (Resp, error) {
 	delay := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		resp, err := bus.Request[Resp](ctx, s.Bus.NC, schema.SubjectOp(id, op), req)
+		resp, err := bus.Request[Resp](ctx, s.Bus.NC, subject, req)
 		if !errors.Is(err, bus.ErrNoOwner) || attempt == 3 {
 			return resp, err
 		}
@@ -125,4 +131,32 @@ func Request[Resp any](ctx context.Context, s *Service, id, op string, req any) 
 		}
 		delay *= 2
 	}
+}
+
+// requestWithin is Request bounded by timeout, whose expiry (while the caller still waits) is a 504
+// naming the operation, and "no responders" a 503: the worker may be reconnecting, or gone (then the
+// reaper ends the record soon). The worker's own errors pass through.
+func requestWithin[Resp any](ctx context.Context, s *Service, id, op string, req any, timeout time.Duration) (Resp, error) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := Request[Resp](rctx, s, id, op, req)
+	return resp, s.opError(ctx, err, "sandbox "+strconv.Quote(id), op, timeout)
+}
+
+// opError maps the transport failures of a request to a worker (about what, doing op) to client errors.
+// ctx is the caller's context, so a timeout of the request is told apart from a client that went away.
+func (s *Service) opError(ctx context.Context, err error, what, op string, timeout time.Duration) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, bus.ErrNoOwner):
+		return schema.Errorf(http.StatusServiceUnavailable, "the worker of %s does not answer; try again", what)
+	case ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
+		return schema.Errorf(http.StatusGatewayTimeout, "the worker of %s did not finish %s within %s", what, op, timeout)
+	}
+	var se *schema.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	return fmt.Errorf("%s %s: %w", op, what, err)
 }
