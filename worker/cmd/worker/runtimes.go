@@ -87,6 +87,7 @@ func (f *runtimeFlags) jailConfig(dataDir string, log *slog.Logger) (jail.Config
 		SandboxDataset:   f.jailSandboxDataset,
 		TemplateDataset:  f.jailTemplateDataset,
 		TemplateSnapshot: f.jailTemplateSnap,
+		SnapshotDataset:  f.jailSnapshotDataset,
 		TemplateDir:      f.jailTemplateDir,
 		Prefix:           f.jailPrefix,
 		Interface:        f.jailInterface,

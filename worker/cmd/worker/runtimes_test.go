@@ -71,21 +71,21 @@ func TestRuntimeFlags(t *testing.T) {
 func TestJailConfigFromFlags(t *testing.T) {
 	t.Parallel()
 	f := parseRuntimeFlags(t, "-runtime", "jail", "-jail-sandbox-dataset", "z/sbx", "-jail-template-dataset", "z/tmpl",
-		"-jail-prefix", "w2", "-jail-subnet", "10.80.0.0/16", "-jail-vnet-bridge", "bridge2",
+		"-jail-snapshot-dataset", "z/snaps", "-jail-prefix", "w2", "-jail-subnet", "10.80.0.0/16", "-jail-vnet-bridge", "bridge2",
 		"-jail-egress-allow", "0.0.0.0/0, 192.168.1.0/24", "-jail-maxproc", "-1")
 	cfg, err := f.jailConfig("/var/db/fleetbox/worker", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := jail.Config{
-		DataDir: "/var/db/fleetbox/worker", SandboxDataset: "z/sbx", TemplateDataset: "z/tmpl", TemplateSnapshot: "base",
+		DataDir: "/var/db/fleetbox/worker", SandboxDataset: "z/sbx", TemplateDataset: "z/tmpl", TemplateSnapshot: "base", SnapshotDataset: "z/snaps",
 		Prefix: "w2", Interface: "lo1", Subnet: netip.MustParsePrefix("10.80.0.0/16"), VNETBridge: "bridge2",
 		EgressAllow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("192.168.1.0/24")},
 		MaxProc:     -1, OpenFiles: 8192,
 	}
 	cfg.Logger = nil
 	if cfg.DataDir != want.DataDir || cfg.SandboxDataset != want.SandboxDataset || cfg.TemplateDataset != want.TemplateDataset ||
-		cfg.TemplateSnapshot != want.TemplateSnapshot || cfg.Prefix != want.Prefix || cfg.Interface != want.Interface ||
+		cfg.TemplateSnapshot != want.TemplateSnapshot || cfg.SnapshotDataset != want.SnapshotDataset || cfg.Prefix != want.Prefix || cfg.Interface != want.Interface ||
 		cfg.Subnet != want.Subnet || cfg.VNETBridge != want.VNETBridge || !slices.Equal(cfg.EgressAllow, want.EgressAllow) ||
 		cfg.MaxProc != want.MaxProc || cfg.OpenFiles != want.OpenFiles {
 		t.Fatalf("config %+v\nwant   %+v", cfg, want)
