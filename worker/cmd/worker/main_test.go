@@ -180,30 +180,44 @@ func TestSignalDrains(t *testing.T) {
 	}
 }
 
-// kill -9 leaves the sandbox's processes and files behind; the restarted worker removes them and ends
-// the records it owned.
+// kill -9 leaves the sandboxes' processes and files behind. The restarted worker adopts the sandbox its
+// record still says runs there (its processes from the dead run are killed, its files stay, and it serves
+// again), and removes the one whose record ended while it was down (as the reaper does after the TTL).
 func TestCrashRestart(t *testing.T) {
 	t.Parallel()
 	ns := bustest.RunJetStream(t)
 	b := bustest.Open(t, ns, bus.Config{})
 	data := t.TempDir()
 	p := startWorkerProcess(t, ns.ClientURL(), data, "w-crash")
-	id := createSandbox(t, b)
-	waitState(t, b, id, schema.StateRunning)
-	pgid := sandboxPgid(t, b, data, id)
+	kept, ended := createSandbox(t, b), createSandbox(t, b)
+	waitState(t, b, kept, schema.StateRunning)
+	waitState(t, b, ended, schema.StateRunning)
+	pgKept, pgEnded := sandboxPgid(t, b, data, kept), sandboxPgid(t, b, data, ended)
 
 	p.signal(syscall.SIGKILL)
 	<-p.done
-	if !runtimetest.GroupAlive(pgid) {
-		t.Fatalf("the crash already took group %d (the test proves nothing)", pgid)
+	if !runtimetest.GroupAlive(pgKept) || !runtimetest.GroupAlive(pgEnded) {
+		t.Fatalf("the crash already took groups %d, %d (the test proves nothing)", pgKept, pgEnded)
+	}
+	if _, _, err := b.UpdateRecord(t.Context(), ended, func(r schema.Record) (schema.Record, error) {
+		return r.Transition(schema.StateLost, schema.ReasonWorkerLost)
+	}); err != nil {
+		t.Fatal(err)
 	}
 	startWorkerProcess(t, ns.ClientURL(), data, "w-crash")
-	if rec := waitState(t, b, id, schema.StateKilled); rec.Reason != "worker restarted" {
-		t.Fatalf("reason %q", rec.Reason)
+	for _, pgid := range []int{pgKept, pgEnded} {
+		runtimetest.Eventually(t, func() bool { return !runtimetest.GroupAlive(pgid) }, "group %d survived the restart", pgid)
 	}
-	runtimetest.Eventually(t, func() bool { return !runtimetest.GroupAlive(pgid) }, "group %d survived the restart", pgid)
-	if dirs := sandboxDirs(t, data); len(dirs) != 0 {
-		t.Fatalf("left on disk: %v", dirs)
+	runtimetest.Eventually(t, func() bool {
+		dirs := sandboxDirs(t, data)
+		return len(dirs) == 1 && dirs[0] == kept
+	}, "sandbox dirs %v, want only the adopted %s", sandboxDirs(t, data), kept)
+	// The adopted sandbox is served again: a new kernel reports a new process group.
+	if rec := waitState(t, b, kept, schema.StateRunning); rec.Worker != "w-crash" {
+		t.Fatalf("adopted record %+v", rec)
+	}
+	if pg := sandboxPgid(t, b, data, kept); pg == pgKept {
+		t.Fatalf("adopted sandbox still in the dead run's group %d", pg)
 	}
 	// And the restarted worker serves new sandboxes.
 	waitState(t, b, createSandbox(t, b), schema.StateRunning)

@@ -95,6 +95,16 @@ type Sandbox interface {
 	Destroy(ctx context.Context) error
 }
 
+// Adopter is implemented by runtimes that can take over a sandbox an earlier run of the worker left on
+// the host (after a crash or an upgrade) instead of removing it.
+type Adopter interface {
+	// Adopt returns the sandbox spec.ID that is on the host, as Create would have returned it, with its
+	// files. Whether its processes survive is the runtime's to say (a jail's do; the process runtime's are
+	// killed, since they belonged to the dead worker's session). It fails if the sandbox is not there or not
+	// whole; the caller then removes it with Cleanup (which must keep adopted sandboxes).
+	Adopt(ctx context.Context, spec Spec) (Sandbox, error)
+}
+
 // Pauser is implemented by sandboxes that can be paused in place. Destroy works on a paused sandbox;
 // Pause and Resume after Destroy fail with ErrDestroyed.
 type Pauser interface {

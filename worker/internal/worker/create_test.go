@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,52 +126,86 @@ func TestCapacity(t *testing.T) {
 
 // On start-up a worker removes what an earlier run left: sandbox directories and processes, and the
 // records it owned.
-func TestRestartCleanup(t *testing.T) {
+// A restarted worker adopts the sandboxes its records say run (or are paused) on it, and removes the
+// rest of what the earlier run left: sandboxes whose records are still starting, and those without records.
+func TestRestartAdoptsAndCleansUp(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	data := t.TempDir()
 	const id = "w-restarted"
-	// What a crashed run leaves: a live sandbox with a process, and its running record.
+	// What a crashed run leaves: live sandboxes with a process each, and their records.
 	rt, err := process.New(process.Config{DataDir: data, Logger: h.log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := rt.Create(t.Context(), runtime.Spec{ID: schema.NewSandboxID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd, err := sb.Command(t.Context(), []string{"sleep", "1000"}, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = cmd.Wait() }() // reap it once the restart's cleanup kills it
-	pgid := sb.(*process.Sandbox).Pgid()
-	rec := schema.Record{ID: sb.ID(), State: schema.StatePending, EndAt: time.Now().Add(time.Hour)}
-	if _, err := h.bus.CreateRecord(t.Context(), rec); err != nil {
-		t.Fatal(err)
-	}
-	for _, st := range []schema.State{schema.StateStarting, schema.StateRunning} {
-		if _, _, err := h.bus.UpdateRecord(t.Context(), rec.ID, func(r schema.Record) (schema.Record, error) {
-			r.Worker = id
-			return r.Transition(st, "")
-		}); err != nil {
+	leftover := func(states ...schema.State) (string, int) {
+		t.Helper()
+		sb, err := rt.Create(t.Context(), runtime.Spec{ID: schema.NewSandboxID()})
+		if err != nil {
 			t.Fatal(err)
 		}
+		cmd, err := sb.Command(t.Context(), []string{"sh", "-c", `echo kept > "$HOME/f"; exec sleep 1000`}, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = cmd.Wait() }() // reap it once the restart kills it
+		if len(states) > 0 {
+			rec := schema.Record{ID: sb.ID(), State: schema.StatePending, EnvdVersion: schema.EnvdVersion, EndAt: time.Now().Add(time.Hour)}
+			if _, err := h.bus.CreateRecord(t.Context(), rec); err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range states {
+				if _, _, err := h.bus.UpdateRecord(t.Context(), rec.ID, func(r schema.Record) (schema.Record, error) {
+					r.Worker = id
+					return r.Transition(st, "")
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return sb.ID(), sb.(*process.Sandbox).Pgid()
 	}
+	running, pg1 := leftover(schema.StateStarting, schema.StateRunning)
+	paused, pg2 := leftover(schema.StateStarting, schema.StateRunning, schema.StatePaused)
+	starting, pg3 := leftover(schema.StateStarting)
+	unrecorded, pg4 := leftover()
+
 	h.startWorker(t) // another worker, whose sandbox the restart leaves alone
 	other := h.createRunning(t)
 
 	h.startWorkerIn(t, data, withID(id))
-	got := h.waitState(t, rec.ID, schema.StateKilled)
+	got := h.waitState(t, starting, schema.StateKilled)
 	if got.Reason != schema.ReasonWorkerRestarted || got.EndedAt.IsZero() {
 		t.Errorf("reason %q, endedAt %v", got.Reason, got.EndedAt)
 	}
-	runtimetest.Eventually(t, func() bool { return !runtimetest.GroupAlive(pgid) }, "leftover group %d alive", pgid)
-	if dirs := (&testWorker{data: data}).sandboxDirs(t); len(dirs) != 0 {
-		t.Errorf("leftover dirs %v", dirs)
+	for _, pgid := range []int{pg1, pg2, pg3, pg4} {
+		runtimetest.Eventually(t, func() bool { return !runtimetest.GroupAlive(pgid) }, "leftover group %d alive", pgid)
+	}
+	dirs := (&testWorker{data: data}).sandboxDirs(t)
+	slices.Sort(dirs)
+	want := []string{running, paused}
+	slices.Sort(want)
+	if !slices.Equal(dirs, want) {
+		t.Errorf("sandbox dirs %v, want the adopted %v (not %s, %s)", dirs, want, starting, unrecorded)
+	}
+	// The adopted sandboxes serve again with their files: code runs in a fresh kernel.
+	if r, _, _ := h.bus.GetRecord(t.Context(), running); r.State != schema.StateRunning || r.Worker != id {
+		t.Fatalf("adopted record %+v", r)
+	}
+	if _, out, ename := summary(h.run(t, running, "", "import os; print(open(os.environ['HOME'] + '/f').read().strip())")); ename != "" || strings.TrimSpace(out) != "kept" {
+		t.Fatalf("run in the adopted sandbox: %q %s", out, ename)
+	}
+	// The paused one is still paused until resumed.
+	_, err = startProcess(t, h.bus.NC, paused, sh("true"))
+	wantCode(t, err, http.StatusConflict, "paused")
+	if _, err := resumeOp(t, h, paused, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if res := runSh(t, h.bus.NC, paused, `cat "$HOME/f"`); res.stdout != "kept\n" {
+		t.Fatalf("resumed adopted sandbox: %q", res.stdout)
 	}
 	if r, _, _ := h.bus.GetRecord(t.Context(), other); r.State != schema.StateRunning {
 		t.Errorf("another worker's sandbox is %s", r.State)

@@ -105,57 +105,9 @@ func (w *Worker) start(ctx context.Context, rec schema.Record, rev uint64) error
 	if err != nil {
 		return fmt.Errorf("start %s: %w", rec.ID, err)
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	sb := &sandbox{
-		id: rec.ID, rt: rs, log: w.log.With(logkey.SandboxID, rec.ID), ctx: sctx, cancel: cancel, onTimeout: rec.OnTimeout,
-		ownRoot: w.rt.Capabilities().OwnRoot,
-		killed:  make(chan struct{}), contexts: map[string]*codeContext{}, executions: map[string]context.CancelFunc{},
-	}
-	abort := func(err error) error {
-		cancel()
-		if sb.envd != nil {
-			if cerr := sb.envd.close(context.WithoutCancel(ctx)); cerr != nil {
-				sb.log.Error("close envd after failed start", logkey.Error, cerr)
-			}
-		}
-		if derr := rs.Destroy(context.WithoutCancel(ctx)); derr != nil {
-			sb.log.Error("destroy after failed start", logkey.Error, derr)
-		}
-		sb.closeContexts()
-		return fmt.Errorf("start %s: %w", rec.ID, err)
-	}
-	if sb.envd, err = newEnvd(rs, rec.EnvVars, w.cfg.UploadCommitTimeout, sb.log); err != nil {
-		return abort(err)
-	}
-	def, err := w.newContext(sb, schema.LanguagePython, schema.DefaultContextCwd, w.cfg.KernelStart != KernelLazy)
+	sb, abort, err := w.serve(ctx, rec, rs, w.cfg.KernelStart)
 	if err != nil {
-		return abort(err)
-	}
-	sb.mu.Lock()
-	sb.contexts[def.info.ID] = def
-	sb.defaultCtx = def.info.ID
-	sb.mu.Unlock()
-	if w.cfg.KernelStart == KernelReady {
-		if _, err := def.get(ctx); err != nil {
-			return abort(err)
-		}
-	}
-
-	// Registered before the record says running, so the first operation finds it.
-	w.mu.Lock()
-	w.sandboxes[rec.ID] = sb
-	w.mu.Unlock()
-	sub, err := w.mux.Subscribe(w.bus.NC, rec.ID)
-	if err != nil {
-		w.unregister(rec.ID)
-		return abort(err)
-	}
-	sb.mu.Lock()
-	sb.sub = sub
-	killing := sb.killing // a kill (drain) that came first did not see the subscription
-	sb.mu.Unlock()
-	if killing {
-		_ = sub.Unsubscribe()
+		return err
 	}
 
 	next, err := rec.Transition(schema.StateRunning, "")
@@ -170,6 +122,66 @@ func (w *Worker) start(ctx context.Context, rec schema.Record, rev uint64) error
 	w.armTimer(sb, next.EndAt)
 	sb.log.Info("sandbox running")
 	return nil
+}
+
+// serve builds the worker's side of runtime sandbox rs for record rec (its envd surface and default code
+// context, whose kernel starts per ks), registers it and serves its operations. On error it has undone
+// everything, rs included. The returned abort undoes a served sandbox (see abortStart).
+func (w *Worker) serve(ctx context.Context, rec schema.Record, rs runtime.Sandbox, ks KernelStart) (*sandbox, func(error) error, error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	sb := &sandbox{
+		id: rec.ID, rt: rs, log: w.log.With(logkey.SandboxID, rec.ID), ctx: sctx, cancel: cancel, onTimeout: rec.OnTimeout,
+		ownRoot: w.rt.Capabilities().OwnRoot, paused: rec.State == schema.StatePaused,
+		killed: make(chan struct{}), contexts: map[string]*codeContext{}, executions: map[string]context.CancelFunc{},
+	}
+	abort := func(err error) error {
+		cancel()
+		if sb.envd != nil {
+			if cerr := sb.envd.close(context.WithoutCancel(ctx)); cerr != nil {
+				sb.log.Error("close envd after failed start", logkey.Error, cerr)
+			}
+		}
+		if derr := rs.Destroy(context.WithoutCancel(ctx)); derr != nil {
+			sb.log.Error("destroy after failed start", logkey.Error, derr)
+		}
+		sb.closeContexts()
+		return fmt.Errorf("start %s: %w", rec.ID, err)
+	}
+	var err error
+	if sb.envd, err = newEnvd(rs, rec.EnvVars, w.cfg.UploadCommitTimeout, sb.log); err != nil {
+		return nil, nil, abort(err)
+	}
+	def, err := w.newContext(sb, schema.LanguagePython, schema.DefaultContextCwd, ks != KernelLazy)
+	if err != nil {
+		return nil, nil, abort(err)
+	}
+	sb.mu.Lock()
+	sb.contexts[def.info.ID] = def
+	sb.defaultCtx = def.info.ID
+	sb.mu.Unlock()
+	if ks == KernelReady {
+		if _, err := def.get(ctx); err != nil {
+			return nil, nil, abort(err)
+		}
+	}
+
+	// Registered before the record says running, so the first operation finds it.
+	w.mu.Lock()
+	w.sandboxes[rec.ID] = sb
+	w.mu.Unlock()
+	sub, err := w.mux.Subscribe(w.bus.NC, rec.ID)
+	if err != nil {
+		w.unregister(rec.ID)
+		return nil, nil, abort(err)
+	}
+	sb.mu.Lock()
+	sb.sub = sub
+	killing := sb.killing // a kill (drain) that came first did not see the subscription
+	sb.mu.Unlock()
+	if killing {
+		_ = sub.Unsubscribe()
+	}
+	return sb, abort, nil
 }
 
 // abortStart undoes a start after the sandbox was registered and subscribed. If a kill got there first
