@@ -142,3 +142,35 @@ func BenchmarkKill(b *testing.B) {
 		kill(b, h, id)
 	}
 }
+
+// BenchmarkPauseResume measures a pause and a resume through the bus of a sandbox whose kernel and one
+// background command run: every process stopped and continued, the record written twice.
+func BenchmarkPauseResume(b *testing.B) {
+	h := newHarness(b)
+	h.startWorker(b)
+	id := h.createRunning(b)
+	h.run(b, id, "", "0")
+	mustStart(b, h.bus.NC, id, sh("sleep 1000"))
+	for b.Loop() {
+		if _, err := pauseOp(b, h, id); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := resumeOp(b, h, id, time.Now().Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSnapshot measures a snapshot of a sandbox holding 1 MiB in 64 files (paused, copied, resumed,
+// recorded), through the bus.
+func BenchmarkSnapshot(b *testing.B) {
+	h := newHarness(b)
+	h.startWorker(b)
+	id := h.createRunning(b)
+	runSh(b, h.bus.NC, id, `for i in $(seq 64); do head -c 16384 /dev/urandom > "$HOME/f$i"; done`)
+	for b.Loop() {
+		if _, err := op[schema.Snapshot](b, h.bus.NC, id, schema.OpSnapshot, schema.SnapshotRequest{ID: schema.NewSandboxID()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
