@@ -29,6 +29,8 @@ type Service struct {
 	CreateTimeout time.Duration
 	// OpTimeout bounds a pause, a resume or a snapshot deletion on a worker.
 	OpTimeout time.Duration
+	// KillTimeout bounds a kill on a worker (which waits for every process to die).
+	KillTimeout time.Duration
 	// SnapshotTimeout bounds the capture of a snapshot (it copies the sandbox's files).
 	SnapshotTimeout time.Duration
 	// PlaceTimeout bounds how long the worker holding a snapshot may take to claim a sandbox made from it.
@@ -43,6 +45,7 @@ func New(b *bus.Bus, log *slog.Logger) *Service {
 		Bus: b, Log: log, Now: time.Now,
 		CreateTimeout:   30 * time.Second,
 		OpTimeout:       30 * time.Second,
+		KillTimeout:     45 * time.Second,
 		SnapshotTimeout: 5 * time.Minute,
 		PlaceTimeout:    10 * time.Second,
 	}

@@ -57,19 +57,56 @@ func (s *Service) Kill(ctx context.Context, id string) error {
 	if rec.State.Terminal() {
 		return notFound(id)
 	}
-	_, err = Request[schema.Empty](ctx, s, id, schema.OpKill, schema.KillRequest{Reason: schema.ReasonKilled})
+	err = s.killOnOwner(ctx, rec)
 	switch {
 	case errors.Is(err, bus.ErrNoOwner):
 		s.markGone(id, schema.ReasonKilled+" (worker unreachable)")
+		return nil
+	case errors.Is(err, errOwnerLost):
+		s.markGone(id, schema.ReasonKilled+" (worker lost during the kill)")
 		return nil
 	case errors.Is(err, schema.ErrNotFound):
 		// The owner no longer has it: the record is already ended or about to be.
 		s.markGone(id, schema.ReasonKilled)
 		return nil
-	case err != nil:
-		return fmt.Errorf("kill %s: %w", id, err)
 	}
-	return nil
+	return s.opError(ctx, err, "sandbox "+strconv.Quote(id), schema.OpKill, s.KillTimeout)
+}
+
+// errOwnerLost means the owner's heartbeat ended while it was asked to kill.
+var errOwnerLost = errors.New("owner lost")
+
+// killHeartbeatCheck is how often a kill in progress checks that its owner still beats.
+const killHeartbeatCheck = time.Second
+
+// killOnOwner asks rec's owner to kill the sandbox, within KillTimeout. A worker that dies with the
+// request in hand never answers: while waiting, the owner's heartbeat is checked, and its end (after the
+// worker TTL) ends the wait with errOwnerLost, since the sandbox died with its worker.
+func (s *Service) killOnOwner(ctx context.Context, rec schema.Record) error {
+	kctx, cancel := context.WithTimeout(ctx, s.KillTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Request[schema.Empty](kctx, s, rec.ID, schema.OpKill, schema.KillRequest{Reason: schema.ReasonKilled})
+		done <- err
+	}()
+	tick := time.NewTicker(killHeartbeatCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if rec.Worker == "" {
+				continue
+			}
+			if alive, err := s.workerAlive(kctx, rec.Worker); err == nil && !alive {
+				cancel()
+				<-done
+				return errOwnerLost
+			}
+		}
+	}
 }
 
 // markGone ends a record whose owner cannot be reached, unless it ended meanwhile.
