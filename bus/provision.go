@@ -55,6 +55,8 @@ type Bus struct {
 
 	// sandboxStream is the stream behind Sandboxes, for reads served by its leader.
 	sandboxStream jetstream.Stream
+	// cache, if set (CacheRecords), serves ListRecords.
+	cache *recordCache
 }
 
 // Open provisions (or binds to) the command stream, its consumer and the buckets, retrying with backoff

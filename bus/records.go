@@ -103,8 +103,22 @@ func (b *Bus) UpdateRecord(ctx context.Context, id string, fn func(schema.Record
 	}
 }
 
-// ListRecords returns every sandbox record, read in one pass of an ordered consumer (not a Get per key).
+// ListRecords returns every sandbox record, in no particular order: from the cache when CacheRecords runs
+// and has caught up with the bucket, else read in one pass of an ordered consumer (not a Get per key).
 func (b *Bus) ListRecords(ctx context.Context) ([]schema.Record, error) {
+	if b.cache != nil {
+		info, err := b.sandboxStream.Info(ctx)
+		if err == nil {
+			if recs, ok := b.cache.list(ctx, info.State.LastSeq); ok {
+				return recs, nil
+			}
+		}
+	}
+	return b.readRecords(ctx)
+}
+
+// readRecords reads every record from the bucket.
+func (b *Bus) readRecords(ctx context.Context) ([]schema.Record, error) {
 	w, err := b.Sandboxes.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("list sandboxes: %w", err)

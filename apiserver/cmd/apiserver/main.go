@@ -122,6 +122,8 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Lists (the API's, the reaper's sweeps) read a watched copy of the records, not the whole bucket.
+	b.CacheRecords(ctx)
 
 	host, _ := os.Hostname()
 	go reaper.New(b, reaper.Config{Holder: fmt.Sprintf("%s/%d", host, os.Getpid()), Log: log.With("subsystem", "reaper")}).Run(ctx)
