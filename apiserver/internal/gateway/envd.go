@@ -42,8 +42,8 @@ func attributable(r *http.Request) bool {
 
 // attribute finds the live sandbox an envd request without routing headers is for (E2B's fallback
 // for clients that send none, such as plain fetches of downloadUrl/uploadUrl): the one whose access token
-// the request carries, or whose token signs its /files URL. It scans the live records, so it costs one
-// bucket listing per request; SDK traffic carries routing headers and never comes here.
+// the request carries, or whose token signs its /files URL. It scans the live records (the apiserver's
+// cached copy of the bucket); SDK traffic carries routing headers and never comes here.
 func (g *Gateway) attribute(ctx context.Context, r *http.Request) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
