@@ -14,6 +14,7 @@ import (
 	"fleetbox.dev/bus"
 	"fleetbox.dev/bus/bustest"
 	"fleetbox.dev/loadtest/internal/client"
+	"fleetbox.dev/loadtest/internal/system"
 	"fleetbox.dev/schema/e2b"
 )
 
@@ -81,9 +82,10 @@ func TestWorkerKill9(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
 	ns := bustest.RunJetStream(t)
-	_, url := apiserver(t, "apiserver", ns.ClientURL())
-	victim := worker(t, "victim", ns.ClientURL(), 4)
-	worker(t, "survivor", ns.ClientURL(), 40)
+	f := fleet(t, ns.ClientURL())
+	url := apiserver(f, "apiserver").URL
+	victim := f.Worker("victim", 4)
+	f.Worker("survivor", 40)
 	ctx := t.Context()
 	cl := newClient(url)
 
@@ -114,7 +116,7 @@ func TestWorkerKill9(t *testing.T) {
 	time.Sleep(time.Second)
 
 	killedAt := time.Now()
-	victim.kill9()
+	victim.Kill()
 	detect := map[string]time.Duration{}
 	deadline := killedAt.Add(60 * time.Second)
 	for len(detect) < len(owned) && time.Now().Before(deadline) {
@@ -162,8 +164,10 @@ func TestWorkerKill9(t *testing.T) {
 	if left := sandboxProcesses(owned); len(left) == 0 {
 		t.Errorf("no processes of the killed worker's sandboxes left after kill -9: the cleanup check proves nothing")
 	}
-	victim.start()
-	dir := filepath.Join(filepath.Dir(victim.log), "victim", "sandboxes")
+	if err := victim.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(victim.DataDir, "sandboxes")
 	bustest.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
 		if left := sandboxProcesses(owned); len(left) > 0 {
 			return fmt.Errorf("processes of the crashed worker's sandboxes still run: %v", left)
@@ -184,9 +188,10 @@ func TestAPIServerRestart(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
 	ns := bustest.RunJetStream(t)
-	first, url1 := apiserver(t, "apiserver-1", ns.ClientURL())
-	_, url2 := apiserver(t, "apiserver-2", ns.ClientURL())
-	worker(t, "worker", ns.ClientURL(), 40)
+	f := fleet(t, ns.ClientURL())
+	first := apiserver(f, "apiserver-1")
+	url1, url2 := first.URL, apiserver(f, "apiserver-2").URL
+	f.Worker("worker", 40)
 	ctx := t.Context()
 
 	sb, err := newClient(url1).Create(ctx, client.CreateOptions{Template: "base", Timeout: 300})
@@ -199,8 +204,10 @@ func TestAPIServerRestart(t *testing.T) {
 	stop := make(chan struct{})
 	ch := runChurn(ctx, []string{url2}, 4, 0, stop)
 	time.Sleep(time.Second)
-	first.kill9()
-	first.start()
+	first.Kill()
+	if err := first.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	ready := waitHealthy(t, url1, 60*time.Second)
 	time.Sleep(time.Second)
 	close(stop)
@@ -240,18 +247,17 @@ func TestNATSOutage(t *testing.T) {
 	}
 
 	// Start both services before NATS exists.
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	url := "http://" + addr
-	startProc(t, "apiserver", bins.apiserver, "-addr", addr, "-nats", natsURL, "-worker-ttl", "3s")
-	worker(t, "worker", natsURL, 20)
+	f := fleet(t, natsURL)
+	url := f.StartAPIServer("apiserver", "-worker-ttl", "3s").URL
+	f.Worker("worker", 20)
 	bustest.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
-		if code := health(url); code != http.StatusServiceUnavailable {
+		if code := system.Health(url); code != http.StatusServiceUnavailable {
 			return fmt.Errorf("health %d while NATS is down, want 503", code)
 		}
 		return nil
 	})
 	time.Sleep(time.Second)
-	if code := health(url); code != http.StatusServiceUnavailable {
+	if code := system.Health(url); code != http.StatusServiceUnavailable {
 		t.Fatalf("health %d while NATS is down, want 503", code)
 	}
 	stopNATS := runNATS()
@@ -267,7 +273,7 @@ func TestNATSOutage(t *testing.T) {
 	// NATS goes away for a while.
 	stopNATS()
 	bustest.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
-		if code := health(url); code != http.StatusServiceUnavailable {
+		if code := system.Health(url); code != http.StatusServiceUnavailable {
 			return fmt.Errorf("health %d during the outage, want 503", code)
 		}
 		return nil
@@ -321,10 +327,11 @@ func TestClusterChurn(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
 	c := bustest.RunCluster(t, 3)
-	_, url1 := apiserver(t, "apiserver-1", c.URL(), "-replicas", "3")
-	_, url2 := apiserver(t, "apiserver-2", c.URL(), "-replicas", "3")
-	worker(t, "worker-1", c.URL(), 30)
-	worker(t, "worker-2", c.URL(), 30)
+	f := fleet(t, c.URL())
+	url1 := apiserver(f, "apiserver-1", "-replicas", "3").URL
+	url2 := apiserver(f, "apiserver-2", "-replicas", "3").URL
+	f.Worker("worker-1", 30)
+	f.Worker("worker-2", 30)
 	ctx := t.Context()
 
 	stop := make(chan struct{})

@@ -8,51 +8,25 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"fleetbox.dev/loadtest/internal/client"
+	"fleetbox.dev/loadtest/internal/system"
 	"fleetbox.dev/schema/e2b"
 )
-
-var bins struct{ apiserver, worker string }
 
 const apiKey = "e2b_0c4a05cafe0c4a05cafe"
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run()) // every test skips
-	}
-	dir, err := os.MkdirTemp("", "fleetbox-chaos-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	bins.apiserver, bins.worker = filepath.Join(dir, "apiserver"), filepath.Join(dir, "worker")
-	for pkg, out := range map[string]string{"./apiserver/cmd/apiserver": bins.apiserver, "./worker/cmd/worker": bins.worker} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	system.AfterTests()
 	os.Exit(code)
 }
 
@@ -62,138 +36,30 @@ func skipShort(t *testing.T) {
 	}
 }
 
-// proc is one apiserver or worker process; it can be killed and started again with the same arguments.
-type proc struct {
-	t    *testing.T
-	name string
-	bin  string
-	args []string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+// fleet starts the apiservers and workers of a test against natsURL (see system.Fleet).
+func fleet(t *testing.T, natsURL string) *system.Fleet { return system.NewFleet(t, natsURL, apiKey) }
 
-func startProc(t *testing.T, name, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{t: t, name: name, bin: bin, args: args, log: filepath.Join(t.TempDir(), name+".log")}
-	p.start()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("--- last lines of %s:\n%s", name, tail(p.log, 40))
-		}
-	})
-	return p
-}
-
-func (p *proc) start() {
-	p.t.Helper()
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), "E2B_API_KEY="+apiKey)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", p.name, err)
-	}
-	p.cmd, p.done = cmd, make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-}
-
-// kill9 kills the process alone (not its children: a crashed worker leaves its sandboxes behind).
-func (p *proc) kill9() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop asks for a graceful stop (SIGTERM), then kills after a grace period.
-func (p *proc) stop() {
-	if p.cmd == nil {
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+// apiserver starts an apiserver with a heartbeat TTL of 3 s and debug logs, and waits until it is healthy.
+func apiserver(f *system.Fleet, name string, extra ...string) *system.APIServer {
+	return f.APIServer(name, append([]string{"-worker-ttl", "3s", "-log-level", "debug"}, extra...)...)
 }
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := system.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// apiserver starts an apiserver against external NATS and waits until it is ready.
-func apiserver(t *testing.T, name, natsURL string, extra ...string) (*proc, string) {
-	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	args := append([]string{"-addr", addr, "-nats", natsURL, "-worker-ttl", "3s", "-log-level", "debug"}, extra...)
-	p := startProc(t, name, bins.apiserver, args...)
-	url := "http://" + addr
-	waitHealthy(t, url, 60*time.Second)
-	return p, url
-}
-
-// worker starts a worker with its own data directory.
-func worker(t *testing.T, name, natsURL string, capacity int) *proc {
-	t.Helper()
-	python := "/usr/bin/python3"
-	if _, err := os.Stat(python); err != nil {
-		python = "python3"
-	}
-	return startProc(t, name, bins.worker, "-nats", natsURL, "-id", name, "-data", filepath.Join(t.TempDir(), name),
-		"-capacity", fmt.Sprint(capacity), "-python", python)
-}
-
-func health(url string) int {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url + "/health")
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return port
 }
 
 func waitHealthy(t *testing.T, url string, within time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for time.Since(start) < within {
-		if health(url) == http.StatusOK {
-			return time.Since(start)
-		}
-		time.Sleep(50 * time.Millisecond)
+	d, err := system.WaitHealthy(t.Context(), url, within)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("%s not healthy after %v", url, within)
-	return 0
+	return d
 }
 
 func newClient(url string) *client.Client { return client.New(url, url, apiKey, 45*time.Second, 32) }

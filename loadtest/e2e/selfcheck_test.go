@@ -1,8 +1,9 @@
 package e2e
 
 // Self-checks of the harness's own machinery (WebSocket client, raw HTTP
-// exchange, NDJSON reader, leak sweep, watchdog). They need no fleetbox
-// server, so they also run under -short.
+// exchange, NDJSON reader). They need no fleetbox server, so they also run
+// under -short. The process machinery (leak sweep, watchdog) is checked in
+// internal/system.
 
 import (
 	"encoding/json"
@@ -10,14 +11,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 func TestSelfCheckWebSocketClient(t *testing.T) {
@@ -133,73 +128,4 @@ func TestSelfCheckNDJSON(t *testing.T) {
 			t.Errorf("%s: accepted %q", name, bad)
 		}
 	}
-}
-
-func TestSelfCheckLeakSweepAndWatchdog(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the leak sweep reads /proc")
-	}
-	dir := t.TempDir()
-	if r, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = r
-	}
-
-	// A process whose cwd is below dir is found and killed by the sweep.
-	sleeper := exec.Command("sleep", "60")
-	sleeper.Dir = dir
-	if err := sleeper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = sleeper.Wait(); close(done) }()
-	leaked := sweepLeaks(dir, 200*time.Millisecond)
-	if len(leaked) != 1 || !strings.Contains(leaked[0], "sleep 60") {
-		t.Fatalf("sweep found %v, want the sleep process", leaked)
-	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the swept process is still alive")
-	}
-
-	// The watchdog kills registered process groups when the pipe closes
-	// without "done" (what happens when the test binary dies).
-	wd, err := startWatchdog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	grp := exec.Command("sleep", "61")
-	grp.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := grp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	gdone := make(chan struct{})
-	go func() { _ = grp.Wait(); close(gdone) }()
-	wd.register(grp.Process.Pid)
-	_ = wd.in.Close() // no "done": simulate our death
-	select {
-	case <-gdone:
-	case <-time.After(15 * time.Second):
-		_ = grp.Process.Kill()
-		t.Fatal("the watchdog did not kill the registered process group")
-	}
-	_ = wd.cmd.Wait()
-
-	// With "done" the watchdog leaves everything alone.
-	wd, err = startWatchdog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keep := exec.Command("sleep", "62")
-	keep.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := keep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = keep.Process.Kill(); _ = keep.Wait() }()
-	wd.register(keep.Process.Pid)
-	wd.release()
-	if err := keep.Process.Signal(syscall.Signal(0)); err != nil {
-		t.Fatalf("the released watchdog killed a process: %v", err)
-	}
-	_ = os.Remove(dir)
 }

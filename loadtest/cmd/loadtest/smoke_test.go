@@ -18,31 +18,26 @@ import (
 	"fleetbox.dev/loadtest/internal/system"
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	system.AfterTests()
+	os.Exit(code)
+}
+
 type binaries struct{ apiserver, worker, loadtest string }
 
-// buildBinaries builds the three binaries from the workspace into a temporary directory.
+// buildBinaries builds the three binaries from the workspace, once per test binary (see system.BuildOnce).
 func buildBinaries(t *testing.T) binaries {
 	t.Helper()
-	root, err := filepath.Abs("../../..") // loadtest/cmd/loadtest → workspace root
+	fleet, err := system.BuildBinaries()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "go.work")); err != nil {
-		t.Fatalf("no go.work at %s: %v", root, err)
+	lt, err := system.BuildOnce("./loadtest/cmd/loadtest")
+	if err != nil {
+		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	b := binaries{filepath.Join(dir, "apiserver"), filepath.Join(dir, "worker"), filepath.Join(dir, "loadtest")}
-	for out, pkg := range map[string]string{b.apiserver: "./apiserver/cmd/apiserver", b.worker: "./worker/cmd/worker", b.loadtest: "./loadtest/cmd/loadtest"} {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		outb, err := cmd.CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, outb)
-		}
-	}
-	return b
+	return binaries{fleet.APIServer, fleet.Worker, lt[0]}
 }
 
 func python() string {
@@ -57,16 +52,12 @@ func TestSmokeAgainstRealSystem(t *testing.T) {
 		t.Skip("-short: the smoke test builds and starts the apiserver and the worker")
 	}
 	b := buildBinaries(t)
-	sys, err := system.Start(t.Context(), system.Config{APIServer: b.apiserver, Worker: b.worker, Capacity: 32, Python: python()})
+	sys, err := system.Start(t.Context(), system.Config{APIServer: b.apiserver, Worker: b.worker, Capacity: 32, Python: python(),
+		LogLevel: "warn", Name: "smoke", Watchdog: true, Log: tlog{t}})
 	if err != nil {
 		t.Fatalf("start fleetbox: %v", err)
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = sys.Stop()
-		}
-	}()
+	t.Cleanup(func() { _ = sys.Stop(true) }) // after a failure; a no-op after the Stop below
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "smoke.json")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -101,10 +92,17 @@ func TestSmokeAgainstRealSystem(t *testing.T) {
 	if tti := rep.Phase("tti"); tti == nil || tti.OK != 5 || tti.Latency.P50Ms <= rep.Phase("create").Latency.P50Ms {
 		t.Errorf("tti %+v should be measured for every sandbox and exceed the create", tti)
 	}
-	stopped = true
-	if err := sys.Stop(); err != nil {
+	if err := sys.Stop(t.Failed()); err != nil {
 		t.Errorf("stop (and leak check): %v", err)
 	}
+}
+
+// tlog writes to the test's log.
+type tlog struct{ t *testing.T }
+
+func (l tlog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 func TestBenchQuick(t *testing.T) {

@@ -97,14 +97,15 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	logf := func(format string, a ...any) { fmt.Fprintf(cfg.Log, "bench: "+format+"\n", a...) }
 
 	logf("starting apiserver and worker (capacity %d)", cfg.Capacity)
-	sys, err := system.Start(ctx, system.Config{APIServer: cfg.APIServer, Worker: cfg.Worker, Capacity: cfg.Capacity, Python: cfg.Python})
+	sys, err := system.Start(ctx, system.Config{APIServer: cfg.APIServer, Worker: cfg.Worker, Capacity: cfg.Capacity, Python: cfg.Python,
+		LogLevel: "warn", Name: "bench", Log: cfg.Log})
 	if err != nil {
 		return nil, fmt.Errorf("start the system: %w", err)
 	}
 	runErr := measure(ctx, cfg, sys, res, logf)
 	res.LoadEnd = loadavg()
 	logf("stopping the system")
-	if err := sys.Stop(); err != nil {
+	if err := sys.Stop(runErr != nil); err != nil {
 		res.StopError = err.Error()
 		logf("stop: %v", err)
 	}

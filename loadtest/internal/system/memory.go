@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // RSS returns a process's resident set size in bytes (VmRSS of /proc/PID/status; Linux only).
@@ -82,57 +80,6 @@ func Descendants(pid int) []int {
 		for _, c := range children[p] {
 			out = append(out, c)
 			queue = append(queue, c)
-		}
-	}
-	return out
-}
-
-// sweep waits up to grace for processes referring to dir (working directory below it, or dir in the
-// command line) to exit, then SIGKILLs and describes the rest.
-func sweep(dir string, grace time.Duration) []string {
-	deadline := time.Now().Add(grace)
-	for {
-		pids := referencing(dir)
-		if len(pids) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			var out []string
-			for _, pid := range pids {
-				cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-				out = append(out, fmt.Sprintf("pid %d: %s", pid, strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))))
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-			return out
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func referencing(dir string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	self := os.Getpid()
-	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		base := filepath.Join("/proc", e.Name())
-		if st, err := os.ReadFile(filepath.Join(base, "stat")); err == nil {
-			if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
-				continue // a zombie is already dead
-			}
-		}
-		if cwd, err := os.Readlink(filepath.Join(base, "cwd")); err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/")) {
-			out = append(out, pid)
-			continue
-		}
-		if cmd, err := os.ReadFile(filepath.Join(base, "cmdline")); err == nil && strings.Contains(string(cmd), dir) {
-			out = append(out, pid)
 		}
 	}
 	return out

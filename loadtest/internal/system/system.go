@@ -1,71 +1,106 @@
-// Package system starts a whole fleetbox deployment on loopback for the bench and the smoke test: the
-// apiserver (with its embedded NATS) and one worker, as real processes from prebuilt binaries, on free
-// ports, in a temporary data directory. Stop ends both and then kills anything that still refers to that
-// directory, so no process outlives a run. It also reads process memory from /proc.
+// Package system starts fleetbox as real processes on loopback for the bench, the load tester's smoke
+// test and the end-to-end and chaos suites, and makes sure none outlives them.
+//
+//   - Start runs a whole deployment: the apiserver with its embedded NATS server and one worker, on free
+//     ports in one data directory; Stop ends both, then kills whatever still refers to that directory.
+//   - Fleet (for tests) runs apiservers and workers against NATS servers the test runs itself (a bustest
+//     server or 3-node cluster), each stopped when the test ends; one can be killed and restarted.
+//   - Proc is one such process in its own process group, with its output in a log file; WaitHealthy,
+//     WaitCreate and FreePort are the waits and ports they use; Sweep and Watchdog the leak catchers.
+//   - BuildBinaries and BuildOnce build the binaries once per test binary; AfterTests cleans up after them.
+//
+// It also reads process memory and CPU time from /proc for the bench. It must not import fleetbox's
+// services (the load tester links it), nor package testing: tests hand it a TB.
 package system
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 )
 
-// Config says what to start.
+// Config says what Start runs.
 type Config struct {
 	APIServer string // path of the apiserver binary
 	Worker    string // path of the worker binary
-	Capacity  int    // worker -capacity
-	Python    string // worker -python; "" = the worker's default
-	Dir       string // data and logs; "" = a new temporary directory, removed by Stop unless Keep
-	Keep      bool
+	Capacity  int    // worker -capacity; 0: the worker's default
+	Python    string // worker -python; "": the worker's default
+	LogLevel  string // -log-level of both; "": their default
+	// Name names the run: the temporary directory fleetbox-NAME-*, the worker id NAME-worker-1 and the
+	// prefix of the lines written to Log. Default "system".
+	Name string
+	Dir  string // data and logs; "": a new temporary directory, removed by a clean Stop unless Keep
+	Keep bool
+	// StopTimeout is how long Stop waits for each process after SIGTERM before it SIGKILLs it (default
+	// 60 s: a worker drains its sandboxes first).
+	StopTimeout time.Duration
+	// Watchdog registers the processes and Dir with the test binary's watchdog, which cleans up if the
+	// test binary dies; AfterTests must then run at its end.
+	Watchdog bool
+	Log      io.Writer // where the directory and, after a failure, the ends of the logs are reported; nil: nowhere
 }
 
 // System is a running deployment.
 type System struct {
 	APIURL  string // http://127.0.0.1:PORT, API and sandbox URL
 	NATSURL string // nats://127.0.0.1:PORT (the apiserver's embedded server)
-	APIKey  string
+	APIKey  string // the only key the apiserver accepts, e2b_<32 hex>
 	Dir     string
 
-	cfg    Config
-	ownDir bool
-	api    *proc
-	worker *proc
+	cfg      Config
+	ownDir   bool
+	wd       *Watchdog
+	api      *Proc
+	worker   *Proc
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Start launches the apiserver, waits for /health, launches the worker and waits until a sandbox can be
-// created. On error everything started is stopped again.
+// created. On error it stops (and reports, see Stop) everything it started.
 func Start(ctx context.Context, cfg Config) (s *System, err error) {
+	if cfg.Name == "" {
+		cfg.Name = "system"
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 60 * time.Second
+	}
 	s = &System{cfg: cfg, Dir: cfg.Dir}
 	if s.Dir == "" {
-		if s.Dir, err = os.MkdirTemp("", "fleetbox-bench-"); err != nil {
+		if s.Dir, err = os.MkdirTemp("", "fleetbox-"+cfg.Name+"-"); err != nil {
 			return nil, err
 		}
 		s.ownDir = true
 	}
+	// Without symbolic links, so that the leak sweep compares like with like.
 	if r, err := filepath.EvalSymlinks(s.Dir); err == nil {
 		s.Dir = r
 	}
+	s.logf("working directory %s", s.Dir)
 	defer func() {
 		if err != nil {
-			_ = s.Stop()
+			_ = s.Stop(true)
+			s = nil
 		}
 	}()
+	if cfg.Watchdog {
+		if s.wd, err = sharedWatchdog(); err != nil {
+			return s, err
+		}
+		s.wd.WatchDir(s.Dir)
+	}
 	key := make([]byte, 16)
-	_, _ = rand.Read(key)
+	if _, err := rand.Read(key); err != nil {
+		return s, err
+	}
 	s.APIKey = "e2b_" + hex.EncodeToString(key)
 	// Ports come from binding :0 and closing; another process could take one in between, so retry.
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -73,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (s *System, err error) {
 			break
 		}
 		if s.api != nil {
-			s.api.stop(5 * time.Second)
+			s.api.Terminate(5 * time.Second)
 			s.api = nil
 		}
 	}
@@ -83,15 +118,10 @@ func Start(ctx context.Context, cfg Config) (s *System, err error) {
 	return s, s.startWorker(ctx)
 }
 
-func (s *System) env() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(strings.ToUpper(k), "E2B_") {
-			out = append(out, kv)
-		}
+func (s *System) logf(format string, a ...any) {
+	if s.cfg.Log != nil {
+		fmt.Fprintf(s.cfg.Log, s.cfg.Name+": "+format+"\n", a...)
 	}
-	return append(out, "E2B_API_KEY="+s.APIKey)
 }
 
 func (s *System) startAPIServer(ctx context.Context, attempt int) error {
@@ -108,198 +138,93 @@ func (s *System) startAPIServer(ctx context.Context, attempt int) error {
 	}
 	s.APIURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	s.NATSURL = fmt.Sprintf("nats://127.0.0.1:%d", nport)
-	s.api, err = startProc("apiserver", filepath.Join(s.Dir, fmt.Sprintf("apiserver-%d.log", attempt)), s.env(),
-		s.cfg.APIServer,
+	args := []string{
 		"-addr", fmt.Sprintf("127.0.0.1:%d", port),
 		"-nats-listen", fmt.Sprintf("127.0.0.1:%d", nport),
 		"-data", filepath.Join(s.Dir, fmt.Sprintf("nats-%d", attempt)),
-		"-log-level", "warn")
+	}
+	if s.cfg.LogLevel != "" {
+		args = append(args, "-log-level", s.cfg.LogLevel)
+	}
+	s.api, err = StartProc(ProcConfig{Name: "apiserver", Bin: s.cfg.APIServer, Args: args,
+		Env: append(CleanEnv(), "E2B_API_KEY="+s.APIKey), Log: filepath.Join(s.Dir, fmt.Sprintf("apiserver-%d.log", attempt)),
+		Watchdog: s.wd})
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if s.api.exited() {
-			return fmt.Errorf("apiserver exited during start-up: %v\n%s", s.api.err, Tail(s.api.logPath, 30))
-		}
-		if resp, err := hc.Get(s.APIURL + "/health"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("apiserver not healthy within 30 s\n%s", Tail(s.api.logPath, 30))
+	_, err = WaitHealthy(ctx, s.APIURL, 60*time.Second, s.api)
+	return err
 }
 
 func (s *System) startWorker(ctx context.Context) error {
-	args := []string{"-nats", s.NATSURL, "-data", filepath.Join(s.Dir, "worker"), "-id", "bench-worker-1", "-log-level", "warn"}
+	args := []string{"-nats", s.NATSURL, "-data", filepath.Join(s.Dir, "worker"), "-id", s.cfg.Name + "-worker-1"}
 	if s.cfg.Capacity > 0 {
 		args = append(args, "-capacity", fmt.Sprint(s.cfg.Capacity))
 	}
 	if s.cfg.Python != "" {
 		args = append(args, "-python", s.cfg.Python)
 	}
+	if s.cfg.LogLevel != "" {
+		args = append(args, "-log-level", s.cfg.LogLevel)
+	}
 	var err error
-	if s.worker, err = startProc("worker", filepath.Join(s.Dir, "worker.log"), s.env(), s.cfg.Worker, args...); err != nil {
+	s.worker, err = StartProc(ProcConfig{Name: "worker", Bin: s.cfg.Worker, Args: args,
+		Log: filepath.Join(s.Dir, "worker.log"), Watchdog: s.wd})
+	if err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 10 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if s.worker.exited() {
-			return fmt.Errorf("worker exited during start-up: %v\n%s", s.worker.err, Tail(s.worker.logPath, 30))
-		}
-		id, err := s.probeCreate(hc)
-		if err == nil {
-			req, _ := http.NewRequest(http.MethodDelete, s.APIURL+"/sandboxes/"+id, nil)
-			req.Header.Set("X-API-KEY", s.APIKey)
-			if resp, err := hc.Do(req); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-			return nil
-		}
-		last = err.Error()
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("no sandbox could be created within 60 s of starting the worker (last: %s)\n%s", last, Tail(s.worker.logPath, 30))
-}
-
-func (s *System) probeCreate(hc *http.Client) (string, error) {
-	req, _ := http.NewRequest(http.MethodPost, s.APIURL+"/sandboxes", strings.NewReader(`{"templateID":"base","timeout":60}`))
-	req.Header.Set("X-API-KEY", s.APIKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("%s %s", resp.Status, bytes.TrimSpace(b))
-	}
-	var sb struct {
-		SandboxID string `json:"sandboxID"`
-	}
-	if err := json.Unmarshal(b, &sb); err != nil || sb.SandboxID == "" {
-		return "", fmt.Errorf("201 with body %q", b)
-	}
-	return sb.SandboxID, nil
+	return WaitCreate(ctx, s.APIURL, s.APIKey, 60*time.Second, s.worker, s.api)
 }
 
 // WorkerPID is the worker's process id.
-func (s *System) WorkerPID() int { return s.worker.cmd.Process.Pid }
+func (s *System) WorkerPID() int { return s.worker.PID() }
 
 // APIServerPID is the apiserver's process id.
-func (s *System) APIServerPID() int { return s.api.cmd.Process.Pid }
+func (s *System) APIServerPID() int { return s.api.PID() }
 
 // Stop sends SIGTERM to the worker (which drains its sandboxes) and then to the apiserver, SIGKILLs either
-// after 60 s, then kills any process still referring to the data directory and reports it as a leak.
-func (s *System) Stop() error {
+// after Config.StopTimeout, then kills any process still referring to the directory and reports it as a
+// leak; a process that exited early is an error too. If failed is set or Stop finds an error, the last
+// lines of the logs go to Config.Log and the directory is kept; otherwise a directory Start made is
+// removed unless Config.Keep. Only the first call does anything; later ones return its result.
+func (s *System) Stop(failed bool) error {
+	s.stopOnce.Do(func() {
+		s.stopErr = s.stop()
+		if failed || s.stopErr != nil {
+			for _, p := range []*Proc{s.api, s.worker} {
+				if p != nil {
+					s.logf("---- last lines of %s (%s) ----\n%s", p.Name(), p.LogPath(), p.Tail(200))
+				}
+			}
+			s.logf("logs and data kept in %s", s.Dir)
+			return
+		}
+		if s.cfg.Keep {
+			s.logf("kept %s", s.Dir)
+			return
+		}
+		if s.ownDir {
+			_ = os.RemoveAll(s.Dir)
+		}
+	})
+	return s.stopErr
+}
+
+func (s *System) stop() error {
 	var errs []error
-	if s.worker != nil {
-		if s.worker.exited() {
-			errs = append(errs, fmt.Errorf("worker exited before the end: %v", s.worker.err))
-		} else if !s.worker.stop(60 * time.Second) {
-			errs = append(errs, errors.New("worker did not exit within 60 s of SIGTERM (killed)"))
+	for _, p := range []*Proc{s.worker, s.api} {
+		if p == nil {
+			continue
+		}
+		if p.Exited() {
+			errs = append(errs, fmt.Errorf("%s exited before the end: %v", p.Name(), p.ExitErr()))
+		} else if !p.Terminate(s.cfg.StopTimeout) {
+			errs = append(errs, fmt.Errorf("%s did not exit within %v of SIGTERM (killed)", p.Name(), s.cfg.StopTimeout))
 		}
 	}
-	if s.api != nil {
-		if s.api.exited() {
-			errs = append(errs, fmt.Errorf("apiserver exited before the end: %v", s.api.err))
-		} else if !s.api.stop(30 * time.Second) {
-			errs = append(errs, errors.New("apiserver did not exit within 30 s of SIGTERM (killed)"))
-		}
-	}
-	if s.Dir != "" {
-		if leaked := sweep(s.Dir, 5*time.Second); len(leaked) > 0 {
-			errs = append(errs, fmt.Errorf("%d process(es) outlived the system and were killed:\n  %s", len(leaked), strings.Join(leaked, "\n  ")))
-		}
-	}
-	if s.ownDir && !s.cfg.Keep && len(errs) == 0 {
-		_ = os.RemoveAll(s.Dir)
+	if leaked := Sweep(s.Dir, 5*time.Second); len(leaked) > 0 {
+		errs = append(errs, fmt.Errorf("%d process(es) outlived the worker and the apiserver and were killed:\n  %s",
+			len(leaked), strings.Join(leaked, "\n  ")))
 	}
 	return errors.Join(errs...)
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// Tail returns the last n lines of a file.
-func Tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-type proc struct {
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	err     error
-}
-
-func startProc(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr, cmd.Env = f, f, env
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{logPath: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop SIGTERMs the process group, waits up to timeout, then SIGKILLs it; it reports a graceful exit.
-func (p *proc) stop(timeout time.Duration) bool {
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-p.done:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL) // stragglers of its group
-		return true
-	case <-t.C:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
-		return false
-	}
 }
