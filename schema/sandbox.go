@@ -25,6 +25,10 @@ type Record struct {
 	Snapshot string `json:"snapshot,omitempty"`
 	// PausedAt is when the sandbox was last paused (zero while it runs).
 	PausedAt time.Time `json:"pausedAt,omitzero"`
+	// AutoResume: traffic to the paused sandbox resumes it (E2B's autoResume), for TimeoutSeconds.
+	AutoResume bool `json:"autoResume,omitempty"`
+	// TimeoutSeconds is the timeout the sandbox was created with.
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
 	// OnTimeout is what the owner does at EndAt: "kill" (default) or "pause".
 	OnTimeout     string    `json:"onTimeout,omitempty"`
 	AllowInternet *bool     `json:"allowInternet,omitempty"`

@@ -111,8 +111,16 @@ func (g *Gateway) serveSandbox(w http.ResponseWriter, r *http.Request, id string
 		return
 	}
 	if err == nil && rec.State == schema.StatePaused {
-		pausedError(w, id)
-		return
+		if !rec.AutoResume {
+			pausedError(w, id, false)
+			return
+		}
+		// Traffic wakes a sandbox created with autoResume, as E2B's proxy does.
+		if rec, err = g.Sandboxes.AutoResume(r.Context(), rec); err != nil {
+			g.Log.Warn("auto-resume failed", "sandbox_id", id, "error", err)
+			pausedError(w, id, true)
+			return
+		}
 	}
 	if err != nil || rec.State != schema.StateRunning {
 		proxyError(w, id, 0, "The sandbox was not found")
@@ -139,10 +147,11 @@ func proxyError(w http.ResponseWriter, id string, port int, msg string) {
 }
 
 // pausedError answers as E2B's sandbox proxy does for a paused sandbox: 409 JSON. Connecting to the
-// sandbox (Sandbox.connect) resumes it; nothing on the data plane does.
-func pausedError(w http.ResponseWriter, id string) {
+// sandbox (Sandbox.connect) resumes it; on the data plane only traffic to a sandbox created with
+// autoResume does (canAutoResume: its resume was tried and failed).
+func pausedError(w http.ResponseWriter, id string, canAutoResume bool) {
 	httpjson.Write(w, http.StatusConflict, map[string]any{
-		"sandboxId": id, "message": "The sandbox is paused", "code": http.StatusConflict, "canAutoResume": false,
+		"sandboxId": id, "message": "The sandbox is paused", "code": http.StatusConflict, "canAutoResume": canAutoResume,
 	})
 }
 

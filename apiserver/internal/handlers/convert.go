@@ -46,7 +46,7 @@ func toDetail(r schema.Record) e2b.SandboxDetail {
 		ListedSandbox:       toListed(r),
 		EnvdAccessToken:     r.AccessToken,
 		AllowInternetAccess: r.AllowInternet,
-		Lifecycle:           &e2b.Lifecycle{OnTimeout: r.OnTimeout},
+		Lifecycle:           &e2b.Lifecycle{AutoResume: r.AutoResume, OnTimeout: r.OnTimeout},
 	}
 }
 

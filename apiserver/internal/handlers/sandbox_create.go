@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -66,6 +67,14 @@ func validateCreate(req e2b.NewSandbox, v2 bool) (lifecycle.CreateParams, error)
 			return p, schema.Errorf(http.StatusBadRequest, "invalid environment variable name %q", k)
 		}
 	}
+	autoResume, err := parseAutoResume(req.AutoResume)
+	if err != nil {
+		return p, err
+	}
+	autoPause := req.AutoPause != nil && *req.AutoPause
+	if autoResume && !autoPause {
+		return p, schema.Errorf(http.StatusBadRequest, "autoResume needs autoPause: a sandbox that is killed at its timeout cannot be resumed")
+	}
 	p = lifecycle.CreateParams{
 		Template:      tmpl,
 		TemplateRef:   req.TemplateID,
@@ -73,10 +82,25 @@ func validateCreate(req e2b.NewSandbox, v2 bool) (lifecycle.CreateParams, error)
 		Secure:        v2 || req.Secure == nil || *req.Secure,
 		Metadata:      req.Metadata,
 		EnvVars:       req.EnvVars,
-		AutoPause:     req.AutoPause != nil && *req.AutoPause,
+		AutoPause:     autoPause,
+		AutoResume:    autoResume,
 		AllowInternet: req.AllowInternetAccess,
 	}
 	return p, nil
+}
+
+// parseAutoResume reads E2B's autoResume, {"enabled": bool} (null or absent: off).
+func parseAutoResume(raw json.RawMessage) (bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return false, nil
+	}
+	var v struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return false, schema.Errorf(http.StatusBadRequest, "autoResume must be {\"enabled\": true|false}: %v", err)
+	}
+	return v.Enabled != nil && *v.Enabled, nil
 }
 
 const (

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ func TestValidateCreate(t *testing.T) {
 		wantMsg     string
 		wantTimeout time.Duration
 		wantSecure  bool
+		wantResume  bool
 	}{
 		{name: "defaults", req: e2b.NewSandbox{TemplateID: "base"}, wantTimeout: schema.DefaultTimeout, wantSecure: true},
 		{name: "insecure v1", req: e2b.NewSandbox{TemplateID: "base", Secure: ptr(false), Timeout: ptr(60)}, wantTimeout: time.Minute},
@@ -33,6 +35,11 @@ func TestValidateCreate(t *testing.T) {
 		{name: "zero timeout", req: e2b.NewSandbox{TemplateID: "base", Timeout: ptr(0)}, wantCode: 400, wantMsg: "positive"},
 		{name: "huge timeout", req: e2b.NewSandbox{TemplateID: "base", Timeout: ptr(100000)}, wantCode: 400, wantMsg: "maximum"},
 		{name: "bad env name", req: e2b.NewSandbox{TemplateID: "base", EnvVars: map[string]string{"A=B": "x"}}, wantCode: 400, wantMsg: "environment variable"},
+		{name: "auto-resume", req: e2b.NewSandbox{TemplateID: "base", AutoPause: ptr(true), AutoResume: json.RawMessage(`{"enabled":true}`)}, wantTimeout: schema.DefaultTimeout, wantSecure: true, wantResume: true},
+		{name: "auto-resume off", req: e2b.NewSandbox{TemplateID: "base", AutoPause: ptr(true), AutoResume: json.RawMessage(`{"enabled":false}`)}, wantTimeout: schema.DefaultTimeout, wantSecure: true},
+		{name: "auto-resume null", req: e2b.NewSandbox{TemplateID: "base", AutoResume: json.RawMessage(`null`)}, wantTimeout: schema.DefaultTimeout, wantSecure: true},
+		{name: "auto-resume without auto-pause", req: e2b.NewSandbox{TemplateID: "base", AutoResume: json.RawMessage(`{"enabled":true}`)}, wantCode: 400, wantMsg: "autoPause"},
+		{name: "auto-resume not an object", req: e2b.NewSandbox{TemplateID: "base", AutoPause: ptr(true), AutoResume: json.RawMessage(`true`)}, wantCode: 400, wantMsg: "autoResume"},
 		{name: "huge metadata", req: e2b.NewSandbox{TemplateID: "base", Metadata: map[string]string{"k": strings.Repeat("x", 70000)}}, wantCode: 400, wantMsg: "too long"},
 	}
 	for _, tt := range tests {
@@ -48,8 +55,8 @@ func TestValidateCreate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Timeout != tt.wantTimeout || p.Secure != tt.wantSecure {
-				t.Fatalf("timeout %v secure %v, want %v %v", p.Timeout, p.Secure, tt.wantTimeout, tt.wantSecure)
+			if p.Timeout != tt.wantTimeout || p.Secure != tt.wantSecure || p.AutoResume != tt.wantResume {
+				t.Fatalf("timeout %v secure %v autoResume %v, want %v %v %v", p.Timeout, p.Secure, p.AutoResume, tt.wantTimeout, tt.wantSecure, tt.wantResume)
 			}
 		})
 	}

@@ -55,13 +55,15 @@ func New(b *bus.Bus, log *slog.Logger) *Service {
 type CreateParams struct {
 	// Template is the built-in template named by TemplateRef; when TemplateRef names none, Template is
 	// zero and TemplateRef must name a snapshot.
-	Template      schema.Template
-	TemplateRef   string
-	Timeout       time.Duration
-	Secure        bool
-	Metadata      map[string]string
-	EnvVars       map[string]string
-	AutoPause     bool
+	Template    schema.Template
+	TemplateRef string
+	Timeout     time.Duration
+	Secure      bool
+	Metadata    map[string]string
+	EnvVars     map[string]string
+	AutoPause   bool
+	// AutoResume makes traffic to the sandbox resume it when it is paused (it needs AutoPause).
+	AutoResume    bool
 	AllowInternet *bool
 }
 
@@ -71,15 +73,17 @@ type CreateParams struct {
 func (s *Service) Create(ctx context.Context, p CreateParams) (schema.Record, error) {
 	now := s.Now().UTC()
 	rec := schema.Record{
-		ID:            schema.NewSandboxID(),
-		State:         schema.StatePending,
-		EnvdVersion:   schema.EnvdVersion,
-		Metadata:      p.Metadata,
-		EnvVars:       p.EnvVars,
-		OnTimeout:     "kill",
-		AllowInternet: p.AllowInternet,
-		CreatedAt:     now,
-		EndAt:         now.Add(p.Timeout),
+		ID:             schema.NewSandboxID(),
+		State:          schema.StatePending,
+		EnvdVersion:    schema.EnvdVersion,
+		Metadata:       p.Metadata,
+		EnvVars:        p.EnvVars,
+		OnTimeout:      "kill",
+		AutoResume:     p.AutoResume,
+		TimeoutSeconds: int(p.Timeout / time.Second),
+		AllowInternet:  p.AllowInternet,
+		CreatedAt:      now,
+		EndAt:          now.Add(p.Timeout),
 	}
 	if p.Secure {
 		rec.AccessToken = schema.NewToken(20)

@@ -51,6 +51,24 @@ func (s *Service) resume(ctx context.Context, id string, d time.Duration) (schem
 	return requestWithin[schema.Record](ctx, s, id, schema.OpResume, req, s.OpTimeout)
 }
 
+// AutoResume resumes a paused sandbox created with autoResume, for its creation timeout, because traffic
+// came for it. A sandbox that is running by then (someone else resumed it) is returned as it is; one
+// without autoResume is a 409 (E2B's paused answer).
+func (s *Service) AutoResume(ctx context.Context, rec schema.Record) (schema.Record, error) {
+	if !rec.AutoResume {
+		return rec, schema.Errorf(http.StatusConflict, "sandbox %q is paused", rec.ID)
+	}
+	d := time.Duration(rec.TimeoutSeconds) * time.Second
+	if d <= 0 {
+		d = schema.DefaultTimeout
+	}
+	resumed, err := s.resume(ctx, rec.ID, d)
+	if errors.Is(err, schema.ErrConflict) {
+		return s.Get(ctx, rec.ID)
+	}
+	return resumed, err
+}
+
 // ConnectParams is a validated connect request.
 type ConnectParams struct {
 	// Timeout is how long from now the sandbox should live at least.

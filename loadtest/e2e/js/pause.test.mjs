@@ -92,6 +92,19 @@ test('onTimeout pause: the timeout pauses the sandbox instead of killing it; con
   assert.equal((await Sandbox.getInfo(sbx.sandboxId)).state, 'running')
 })
 
+test('autoResume: traffic to a sandbox paused at its timeout resumes it, kernel memory kept', { timeout: TEST_TIMEOUT }, async () => {
+  const sbx = track(await CodeSandbox.create({ timeoutMs: 5_000, lifecycle: { onTimeout: 'pause', autoResume: true } }))
+  await sbx.runCode('z = 5')
+  await waitFor(async () => (await Sandbox.getInfo(sbx.sandboxId)).state === 'paused', {
+    timeoutMs: 30_000,
+    what: 'the sandbox to be paused at its timeout',
+  })
+  // No connect: the next request wakes it.
+  assert.equal((await sbx.runCode('z * 2')).text, '10')
+  const info = await Sandbox.getInfo(sbx.sandboxId)
+  assert.equal(info.state, 'running')
+})
+
 test('pause and connect of a sandbox that does not exist', { timeout: TEST_TIMEOUT }, async () => {
   const sbx = await Sandbox.create('base')
   await sbx.kill()

@@ -101,6 +101,19 @@ def test_on_timeout_pause_then_connect(tracker):
     assert BaseSandbox.get_info(sbx.sandbox_id).state == SandboxState.RUNNING
 
 
+def test_auto_resume_on_traffic(tracker):
+    sbx = tracker.add(CodeSandbox.create(timeout=5, lifecycle={"on_timeout": "pause", "auto_resume": True}))
+    sbx.run_code("z = 5")
+    wait_for(
+        lambda: BaseSandbox.get_info(sbx.sandbox_id).state == SandboxState.PAUSED,
+        timeout=30,
+        what="the sandbox to be paused at its timeout",
+    )
+    # No connect: the next request wakes it.
+    assert sbx.run_code("z * 2").text == "10"
+    assert BaseSandbox.get_info(sbx.sandbox_id).state == SandboxState.RUNNING
+
+
 def test_pause_of_unknown_sandbox():
     sbx = BaseSandbox.create("base")
     sbx.kill()
