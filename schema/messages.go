@@ -74,6 +74,23 @@ type Snapshot struct {
 	CreatedAt  time.Time         `json:"createdAt"`
 }
 
+// MetricsRequest (OpMetrics) asks the owner for a new usage sample of the sandbox. The reply holds the
+// samples it keeps for the sandbox (the latest ones, each taken by such a request), oldest first.
+type MetricsRequest struct{}
+
+// Metric is one usage sample of a sandbox: E2B's SandboxMetric. Sizes are bytes; CPUUsedPct is the
+// percentage of the sandbox's CPUs (CPUCount) in use since the previous sample.
+type Metric struct {
+	Timestamp  time.Time `json:"timestamp"`
+	CPUCount   int       `json:"cpuCount"`
+	CPUUsedPct float64   `json:"cpuUsedPct"`
+	MemUsed    int64     `json:"memUsed"`
+	MemTotal   int64     `json:"memTotal"`
+	MemCache   int64     `json:"memCache"`
+	DiskUsed   int64     `json:"diskUsed"`
+	DiskTotal  int64     `json:"diskTotal"`
+}
+
 // TimeoutReply reports the record after the change.
 type TimeoutReply struct {
 	Record Record `json:"record"`

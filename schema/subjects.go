@@ -60,6 +60,8 @@ const (
 	OpPause = "pause"
 	// OpResume continues a paused sandbox (ResumeRequest → Reply[Record]).
 	OpResume = "resume"
+	// OpMetrics samples the sandbox's resource usage (MetricsRequest → Reply[[]Metric]).
+	OpMetrics = "metrics"
 	// OpSnapshot captures a live sandbox's file system as a snapshot (SnapshotRequest → Reply[Snapshot]).
 	OpSnapshot = "snapshot"
 )

@@ -160,3 +160,21 @@ test('Sandbox.connect to a running sandbox, then runCode', { timeout: TEST_TIMEO
   await Sandbox.kill(sbx.sandboxId)
   await assert.rejects(CodeSandbox.connect(sbx.sandboxId), SandboxNotFoundError)
 })
+
+test('getMetrics: CPU, memory and disk samples of a sandbox, and of a killed one', { timeout: TEST_TIMEOUT }, async () => {
+  const sbx = track(await CodeSandbox.create())
+  await sbx.runCode('data = bytearray(32 << 20)') // 32 MiB in the kernel
+  await sbx.files.write('/home/user/blob', 'x'.repeat(1 << 20))
+  const first = await sbx.getMetrics()
+  const metrics = await Sandbox.getMetrics(sbx.sandboxId)
+  assert.ok(first.length >= 1 && metrics.length > first.length, `samples ${first.length} then ${metrics.length}`)
+  const m = metrics[metrics.length - 1]
+  assert.ok(m.timestamp instanceof Date && !Number.isNaN(m.timestamp.getTime()))
+  assert.ok(m.cpuCount >= 1 && m.cpuUsedPct >= 0, JSON.stringify(m))
+  assert.ok(m.memUsed >= 32 << 20 && m.memTotal > m.memUsed, JSON.stringify(m))
+  assert.ok(m.diskUsed >= 1 << 20 && m.diskTotal > 0, JSON.stringify(m))
+  // A window in the past holds nothing.
+  assert.deepEqual(await sbx.getMetrics({ end: new Date(Date.now() - 3_600_000) }), [])
+  await sbx.kill()
+  await assert.rejects(Sandbox.getMetrics(sbx.sandboxId), SandboxNotFoundError)
+})

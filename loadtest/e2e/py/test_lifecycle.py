@@ -145,3 +145,16 @@ def test_connect_then_run_code(tracker):
     BaseSandbox.kill(sbx.sandbox_id)
     with pytest.raises(SandboxNotFoundException):
         CodeSandbox.connect(sbx.sandbox_id)
+
+
+def test_get_metrics(tracker):
+    sbx = tracker.add(CodeSandbox.create())
+    sbx.run_code("data = bytearray(32 << 20)")  # 32 MiB in the kernel
+    sbx.files.write("/home/user/blob", "x" * (1 << 20))
+    metrics = sbx.get_metrics()
+    assert len(metrics) >= 1
+    m = metrics[-1]
+    assert m.cpu_count >= 1 and m.cpu_used_pct >= 0
+    assert m.mem_used >= 32 << 20 and m.mem_total > m.mem_used
+    assert m.disk_used >= 1 << 20 and m.disk_total > 0
+    assert m.timestamp.tzinfo is not None

@@ -206,3 +206,34 @@ func TestSnapshotAndPlacedCreate(t *testing.T) {
 		t.Fatalf("failure reason %q does not name the snapshot", failed.Reason)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker(t)
+	id := h.createRunning(t)
+	ms, err := op[[]schema.Metric](t, h.bus.NC, id, schema.OpMetrics, schema.MetricsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].CPUCount != 2 || ms[0].MemTotal != 512<<20 || ms[0].MemUsed < 0 || ms[0].Timestamp.IsZero() {
+		t.Fatalf("first sample %+v", ms)
+	}
+	// With a kernel and 1 MiB written, memory and disk show.
+	h.run(t, id, "", "import os; open(os.environ['HOME'] + '/big', 'wb').write(b'x' * (1 << 20))")
+	ms, err = op[[]schema.Metric](t, h.bus.NC, id, schema.OpMetrics, schema.MetricsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ms[len(ms)-1]
+	if len(ms) != 2 || last.MemUsed <= 0 || last.DiskUsed < 1<<20 || !last.Timestamp.After(ms[0].Timestamp) {
+		t.Fatalf("samples %+v", ms)
+	}
+	// Paused sandboxes are sampled too; killed ones are not found.
+	if _, err := pauseOp(t, h, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op[[]schema.Metric](t, h.bus.NC, id, schema.OpMetrics, schema.MetricsRequest{}); err != nil {
+		t.Fatalf("metrics of a paused sandbox: %v", err)
+	}
+}

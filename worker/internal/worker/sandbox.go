@@ -41,6 +41,7 @@ type sandbox struct {
 	sub        *nats.Subscription
 	killing    bool
 	paused     bool
+	metrics    []schema.Metric // the latest usage samples, oldest first (op_metrics.go)
 	contexts   map[string]*codeContext
 	defaultCtx string                        // id of the default python context
 	executions map[string]context.CancelFunc // running executions by stream id (OpInterrupt)
