@@ -37,6 +37,8 @@ staticcheck: bin/staticcheck
 freebsd: freebsd-conformance
 	GOOS=freebsd GOARCH=amd64 $(GO) vet $(PKGS)
 	GOOS=freebsd GOARCH=amd64 $(GO) build -o /dev/null ./apiserver/cmd/apiserver ./worker/cmd/worker
+	mkdir -p bin/freebsd
+	GOOS=freebsd GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o bin/freebsd/sbx-agent ./worker/cmd/sbx-agent
 	for f in deploy/freebsd/*.sh deploy/freebsd/rc.d/*; do sh -n "$$f" || exit 1; done
 	bash -n deploy/local/run.sh
 

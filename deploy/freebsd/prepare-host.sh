@@ -24,6 +24,8 @@ grep -q '^vmm_load=' /boot/loader.conf 2>/dev/null || echo 'vmm_load="YES"' >>/b
 sysrc cloned_interfaces+="lo1 bridge1"
 sysrc ifconfig_lo1="inet 10.77.0.1/16"
 sysrc ifconfig_bridge1="inet 10.78.0.1/16 up"
+# bhyve: the worker reaches each guest's agent at its IPv6 link-local address on bridge1.
+sysrc ifconfig_bridge1_ipv6="inet6 -ifdisabled auto_linklocal"
 sysrc pf_enable=YES pflog_enable=YES gateway_enable=YES
 grep -q "^net.link.tap.up_on_open=" /etc/sysctl.conf 2>/dev/null || echo "net.link.tap.up_on_open=1" >>/etc/sysctl.conf
 

@@ -20,11 +20,16 @@ import (
 	"time"
 
 	"fleetbox.dev/bus"
+	"fleetbox.dev/worker/internal/agent"
 	"fleetbox.dev/worker/internal/logkey"
 	"fleetbox.dev/worker/internal/worker"
 )
 
 func main() {
+	// The bhyve runtime runs each process of a VM as this binary's agent client (see runtime/bhyve).
+	if len(os.Args) > 1 && os.Args[1] == "agent-exec" {
+		os.Exit(agent.ExecMain(os.Args[2:]))
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)

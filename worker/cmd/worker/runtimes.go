@@ -1,14 +1,15 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"fleetbox.dev/worker/internal/agent"
 	"fleetbox.dev/worker/internal/runtime"
 	"fleetbox.dev/worker/internal/runtime/bhyve"
 	"fleetbox.dev/worker/internal/runtime/jail"
@@ -31,6 +32,15 @@ type runtimeFlags struct {
 	jailEgressAllow     string
 	jailMaxProc         int
 	jailOpenFiles       int
+
+	bhyveVMDataset    string
+	bhyveImageDataset string
+	bhyveImageSnap    string
+	bhyveBridge       string
+	bhyveBootROM      string
+	bhyvePrefix       string
+	bhyveBootTimeout  time.Duration
+	bhyveAgentPort    int
 }
 
 // jailPython is where the interpreter is in a jail template built by deploy/freebsd/build-jail-template.sh
@@ -38,7 +48,7 @@ type runtimeFlags struct {
 const jailPython = "/usr/local/bin/python3"
 
 func (f *runtimeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.name, "runtime", process.Name, "sandbox runtime: process (any unix, no isolation) or jail (FreeBSD)")
+	fs.StringVar(&f.name, "runtime", process.Name, "sandbox runtime: process (any unix, no isolation), jail or bhyve (FreeBSD)")
 	fs.StringVar(&f.jailSandboxDataset, "jail-sandbox-dataset", "", "jail: ZFS file system the sandboxes' clones are made under (e.g. zroot/fleetbox/sbx); empty: copy -jail-template-dir instead")
 	fs.StringVar(&f.jailTemplateDataset, "jail-template-dataset", "", "jail: ZFS file system holding one file system per template (e.g. zroot/fleetbox/tmpl)")
 	fs.StringVar(&f.jailTemplateSnap, "jail-template-snapshot", "base", "jail: snapshot of each template file system that sandboxes are cloned from")
@@ -51,6 +61,14 @@ func (f *runtimeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.jailEgressAllow, "jail-egress-allow", "", "jail: comma-separated CIDRs new sandboxes may reach (empty: no egress)")
 	fs.IntVar(&f.jailMaxProc, "jail-maxproc", 512, "jail: rctl limit on processes per sandbox (<0: none)")
 	fs.IntVar(&f.jailOpenFiles, "jail-openfiles", 8192, "jail: rctl limit on open files per sandbox (<0: none)")
+	fs.StringVar(&f.bhyveVMDataset, "bhyve-vm-dataset", "", "bhyve: ZFS file system the VMs' disks (zvol clones) are made under (e.g. zroot/fleetbox/vm)")
+	fs.StringVar(&f.bhyveImageDataset, "bhyve-image-dataset", "", "bhyve: ZFS file system holding one image volume per template (e.g. zroot/fleetbox/img, build-bhyve-image.sh)")
+	fs.StringVar(&f.bhyveImageSnap, "bhyve-image-snapshot", "base", "bhyve: snapshot of each image volume that VM disks are cloned from")
+	fs.StringVar(&f.bhyveBridge, "bhyve-bridge", "bridge1", "bhyve: host-only bridge the VMs' taps join; the worker reaches each guest agent at its IPv6 link-local address on it")
+	fs.StringVar(&f.bhyveBootROM, "bhyve-bootrom", "/usr/local/share/uefi-firmware/BHYVE_UEFI.fd", "bhyve: UEFI firmware (edk2-bhyve package)")
+	fs.StringVar(&f.bhyvePrefix, "bhyve-prefix", "fbvm", "bhyve: prefix of this worker's VM and tap names (<prefix>-<id>)")
+	fs.DurationVar(&f.bhyveBootTimeout, "bhyve-boot-timeout", time.Minute, "bhyve: how long a create waits for the guest agent to answer before it destroys the VM")
+	fs.IntVar(&f.bhyveAgentPort, "bhyve-agent-port", agent.DefaultPort, "bhyve: TCP port of the guest agent (sbx-agent serve -listen)")
 }
 
 // defaultPython is the interpreter of code contexts when -python is not given: the host's for the process
@@ -74,11 +92,25 @@ func (f *runtimeFlags) newRuntime(dataDir string, log *slog.Logger) (runtime.Run
 		}
 		return jail.New(cfg)
 	case bhyve.Name:
-		// The VM side is built (runtime/bhyve) but a VM's processes and files need the guest agent,
-		// which does not exist yet: a worker on it could create VMs and serve nothing in them.
-		return nil, errors.New("runtime bhyve: not available yet (no guest agent: VMs could be created but not used); use jail")
+		// The VMs' processes run through this executable's agent-exec subcommand (main dispatches it).
+		return bhyve.New(f.bhyveConfig(dataDir, log))
 	}
-	return nil, fmt.Errorf("unknown runtime %q (available: %s, %s)", f.name, process.Name, jail.Name)
+	return nil, fmt.Errorf("unknown runtime %q (available: %s, %s, %s)", f.name, process.Name, jail.Name, bhyve.Name)
+}
+
+func (f *runtimeFlags) bhyveConfig(dataDir string, log *slog.Logger) bhyve.Config {
+	return bhyve.Config{
+		DataDir:       dataDir,
+		VMDataset:     f.bhyveVMDataset,
+		ImageDataset:  f.bhyveImageDataset,
+		ImageSnapshot: f.bhyveImageSnap,
+		Bridge:        f.bhyveBridge,
+		BootROM:       f.bhyveBootROM,
+		Prefix:        f.bhyvePrefix,
+		BootTimeout:   f.bhyveBootTimeout,
+		AgentPort:     f.bhyveAgentPort,
+		Logger:        log,
+	}
 }
 
 func (f *runtimeFlags) jailConfig(dataDir string, log *slog.Logger) (jail.Config, error) {

@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"fleetbox.dev/worker/internal/runtime/bhyve"
 	"fleetbox.dev/worker/internal/runtime/jail"
 )
 
@@ -41,7 +43,9 @@ func TestRuntimeFlags(t *testing.T) {
 		{name: "jail relative template dir", args: []string{"-runtime", "jail", "-jail-template-dir", "tmpl"}, wantErr: "not absolute", python: jailPython},
 		{name: "jail bad subnet", args: []string{"-runtime", "jail", "-jail-template-dir", "/t", "-jail-subnet", "10.0.0.0"}, wantErr: "-jail-subnet", python: jailPython},
 		{name: "jail bad egress", args: []string{"-runtime", "jail", "-jail-template-dir", "/t", "-jail-egress-allow", "10.0.0.0/8,nope"}, wantErr: "-jail-egress-allow", python: jailPython},
-		{name: "bhyve refused", args: []string{"-runtime", "bhyve"}, wantErr: "guest agent", python: jailPython},
+		{name: "bhyve", args: []string{"-runtime", "bhyve", "-bhyve-vm-dataset", "z/vm", "-bhyve-image-dataset", "z/img"}, runtime: "bhyve", python: jailPython},
+		{name: "bhyve without datasets", args: []string{"-runtime", "bhyve"}, wantErr: "VMDataset and ImageDataset are required", python: jailPython},
+		{name: "bhyve bad prefix", args: []string{"-runtime", "bhyve", "-bhyve-vm-dataset", "z/vm", "-bhyve-image-dataset", "z/img", "-bhyve-prefix", "A_B"}, wantErr: "invalid prefix", python: jailPython},
 		{name: "unknown", args: []string{"-runtime", "vm"}, wantErr: "unknown runtime", python: hostPython()},
 	}
 	for _, tt := range tests {
@@ -89,5 +93,26 @@ func TestJailConfigFromFlags(t *testing.T) {
 		cfg.Subnet != want.Subnet || cfg.VNETBridge != want.VNETBridge || !slices.Equal(cfg.EgressAllow, want.EgressAllow) ||
 		cfg.MaxProc != want.MaxProc || cfg.OpenFiles != want.OpenFiles {
 		t.Fatalf("config %+v\nwant   %+v", cfg, want)
+	}
+}
+
+func TestBhyveConfigFromFlags(t *testing.T) {
+	t.Parallel()
+	f := parseRuntimeFlags(t, "-runtime", "bhyve", "-bhyve-vm-dataset", "z/vm", "-bhyve-image-dataset", "z/img", "-bhyve-image-snapshot", "v2",
+		"-bhyve-bridge", "bridge7", "-bhyve-bootrom", "/fw.fd", "-bhyve-prefix", "w2", "-bhyve-boot-timeout", "90s", "-bhyve-agent-port", "5000")
+	cfg := f.bhyveConfig("/var/db/fleetbox/worker", nil)
+	want := bhyve.Config{
+		DataDir: "/var/db/fleetbox/worker", VMDataset: "z/vm", ImageDataset: "z/img", ImageSnapshot: "v2", Bridge: "bridge7",
+		BootROM: "/fw.fd", Prefix: "w2", BootTimeout: 90 * time.Second, AgentPort: 5000,
+	}
+	if cfg.DataDir != want.DataDir || cfg.VMDataset != want.VMDataset || cfg.ImageDataset != want.ImageDataset || cfg.ImageSnapshot != want.ImageSnapshot ||
+		cfg.Bridge != want.Bridge || cfg.BootROM != want.BootROM || cfg.Prefix != want.Prefix || cfg.BootTimeout != want.BootTimeout ||
+		cfg.AgentPort != want.AgentPort || cfg.AgentClient != "" || cfg.AgentAddress != nil {
+		t.Fatalf("config %+v\nwant   %+v", cfg, want)
+	}
+	// The defaults are what prepare-host.sh and build-bhyve-image.sh make.
+	d := parseRuntimeFlags(t, "-runtime", "bhyve").bhyveConfig("/d", nil)
+	if d.Bridge != "bridge1" || d.Prefix != "fbvm" || d.ImageSnapshot != "base" || d.BootTimeout != time.Minute || d.AgentPort != 49982 {
+		t.Fatalf("defaults %+v", d)
 	}
 }

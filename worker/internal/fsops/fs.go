@@ -28,20 +28,27 @@ type NamesFunc func(uid, gid uint32) (owner, group string)
 // FS is the file system of one sandbox.
 type FS struct {
 	hostPath HostPathFunc
-	root     string // host path of the sandbox's "/"
+	root     string // host path of the sandbox path base: "/", or the home of a VM whose host reaches only it
+	base     string // the sandbox path that root is
 	names    NamesFunc
 }
 
-// New returns the FS of the sandbox whose paths hostPath maps; names defaults to HostNames.
+// New returns the FS of the sandbox whose paths hostPath maps; names defaults to HostNames. A sandbox
+// whose host reaches only its home (a VM sharing /home/user) serves the paths below its home.
 func New(hostPath HostPathFunc, names NamesFunc) (*FS, error) {
-	root, err := hostPath("/")
+	base := "/"
+	root, err := hostPath(base)
+	if errors.Is(err, runtime.ErrPathEscape) {
+		base = runtime.SandboxHome
+		root, err = hostPath(base)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sandbox root: %w", err)
 	}
 	if names == nil {
 		names = HostNames
 	}
-	return &FS{hostPath: hostPath, root: filepath.Clean(root), names: names}, nil
+	return &FS{hostPath: hostPath, root: filepath.Clean(root), base: base, names: names}, nil
 }
 
 // Target is one file named both ways.
@@ -93,8 +100,11 @@ func (f *FS) Lresolve(p string) (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
+	if clean == f.base {
+		return Target{Path: clean, Host: f.root}, nil
+	}
 	if clean == "/" {
-		return Target{Path: "/", Host: f.root}, nil
+		return Target{}, pathError(clean, runtime.ErrPathEscape)
 	}
 	dir, err := f.hostPath(path.Dir(clean))
 	if err != nil {
@@ -103,17 +113,17 @@ func (f *FS) Lresolve(p string) (Target, error) {
 	return Target{Path: clean, Host: filepath.Join(dir, path.Base(clean))}, nil
 }
 
-// SandboxPath turns a host path inside the sandbox's root back into a sandbox path.
+// SandboxPath turns a host path inside the sandbox's root (or shared home) back into a sandbox path.
 func (f *FS) SandboxPath(host string) (string, bool) {
 	host = filepath.Clean(host)
 	if host == f.root {
-		return "/", true
+		return f.base, true
 	}
 	rest, ok := strings.CutPrefix(host, f.root+string(filepath.Separator))
 	if !ok {
 		return "", false
 	}
-	return "/" + filepath.ToSlash(rest), true
+	return path.Join(f.base, filepath.ToSlash(rest)), true
 }
 
 // escapeError refuses a path that leaves the sandbox.

@@ -7,7 +7,9 @@
 // Implementations:
 //   - process (runtime/process): a directory and a process group per sandbox on any unix; no isolation.
 //   - jail (runtime/jail, FreeBSD): a jail on a ZFS clone (or copy) of a template, rctl limits, pf egress.
-//   - bhyve (runtime/bhyve, FreeBSD): a VM on a zvol clone; its processes and files need a guest agent.
+//   - bhyve (runtime/bhyve, FreeBSD): a VM on a zvol clone; its processes run through the guest agent
+//     (package agent), its files are reached through the home it shares with the host (HostPath refuses the
+//     rest).
 package runtime
 
 import (
@@ -71,7 +73,8 @@ type Sandbox interface {
 	// relative to /home/user, as E2B does) to the host path a worker-side process opens. It refuses,
 	// with an error matching ErrPathEscape, paths that would leave the sandbox's root: ".." above the
 	// root, or a symlink that resolves outside it. The path need not exist (its existing prefix is
-	// resolved).
+	// resolved). A runtime whose host reaches only part of a sandbox (a VM shares /home/user and nothing
+	// else) refuses the rest with an error matching ErrPathEscape too.
 	HostPath(sandboxPath string) (string, error)
 
 	// Command returns a process that runs inside the sandbox, unstarted: argv[0] is looked up on the

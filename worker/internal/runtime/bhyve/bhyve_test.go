@@ -3,6 +3,7 @@ package bhyve
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,17 +13,19 @@ import (
 	"testing"
 	"time"
 
+	"fleetbox.dev/worker/internal/agent"
 	"fleetbox.dev/worker/internal/runtime"
 	"fleetbox.dev/worker/internal/runtime/executor"
 )
 
 // fakeLauncher records launches; its processes record signals and exit on SIGKILL or when exit is called.
 type fakeLauncher struct {
-	mu      sync.Mutex
-	argv    []string
-	console string
-	fail    error
-	proc    *fakeProc
+	mu           sync.Mutex
+	argv         []string
+	console      string
+	fail         error
+	exitAtLaunch bool // the process exits at once, as a bhyve whose guest does not boot
+	proc         *fakeProc
 }
 
 func (l *fakeLauncher) Launch(argv []string, console string) (Process, error) {
@@ -33,6 +36,9 @@ func (l *fakeLauncher) Launch(argv []string, console string) (Process, error) {
 		return nil, l.fail
 	}
 	l.proc = &fakeProc{done: make(chan struct{})}
+	if l.exitAtLaunch {
+		l.proc.exit()
+	}
 	return l.proc, nil
 }
 
@@ -62,17 +68,41 @@ func (p *fakeProc) got() []syscall.Signal {
 	return slices.Clone(p.signals)
 }
 
-func newTest(t *testing.T) (*Runtime, *executor.Recorder, *fakeLauncher, string) {
+// testClient is the agent client the unit tests' commands name (they are not run).
+const testClient = "/usr/local/bin/fleetbox-worker"
+
+// newTest returns a runtime whose system commands are recorded, whose bhyve is a fakeLauncher, and whose
+// "guests" answer with a real agent on loopback (serving nothing the unit tests run).
+func newTest(t *testing.T, opts ...func(*Config)) (*Runtime, *executor.Recorder, *fakeLauncher, string) {
 	t.Helper()
 	rec := (&executor.Recorder{}).On("ifconfig tap create", executor.Result{Stdout: "tap3\n"})
 	l := &fakeLauncher{}
 	data := t.TempDir()
-	r, err := New(Config{DataDir: data, VMDataset: "tank/fb/vm", ImageDataset: "tank/fb/img", Exec: rec, Launcher: l, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
-		VMMDir: filepath.Join(data, "vmm"), StopTimeout: 50 * time.Millisecond})
+	addr := serveAgent(t)
+	cfg := Config{DataDir: data, VMDataset: "tank/fb/vm", ImageDataset: "tank/fb/img", Exec: rec, Launcher: l, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+		VMMDir: filepath.Join(data, "vmm"), StopTimeout: 50 * time.Millisecond, AgentClient: testClient,
+		AgentAddress: func(string) string { return addr }}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r, rec, l, data
+}
+
+// serveAgent runs a real agent on a loopback port for the test's life and returns its address.
+func serveAgent(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &agent.Server{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(func() { s.Close() })
+	return lis.Addr().String()
 }
 
 func checkLines(t *testing.T, rec *executor.Recorder, want []string) {
@@ -85,7 +115,7 @@ func checkLines(t *testing.T, rec *executor.Recorder, want []string) {
 var (
 	spec       = runtime.Spec{ID: "abc", TemplateID: "debian", CPUCount: 2, MemoryMB: 1024}
 	cloneLine  = "zfs clone -o volmode=dev tank/fb/img/debian@base tank/fb/vm/abc"
-	tapLines   = []string{"ifconfig tap create", "ifconfig tap3 description fbvm-abc", "ifconfig bridge1 addm tap3", "ifconfig tap3 up"}
+	tapLines   = []string{"ifconfig tap create", "ifconfig tap3 description fbvm-abc", "ifconfig bridge1 addm tap3", "ifconfig bridge1 private tap3", "ifconfig tap3 up"}
 	createCmds = append([]string{cloneLine}, tapLines...)
 	failed     = executor.Result{Err: &executor.ExitError{Code: 1, Stderr: "boom"}}
 )
@@ -98,7 +128,7 @@ func TestCreatePauseResumeDestroy(t *testing.T) {
 	}
 	checkLines(t, rec, createCmds)
 	wantArgv := "bhyve -c 2 -m 1024M -H -P -D -s 0,hostbridge -s 1,lpc -s 2,virtio-blk,/dev/zvol/tank/fb/vm/abc " +
-		"-s 3,virtio-net,tap3,mac=" + macFor("fbvm-abc") + " -s 4,virtio-rnd -l com1,stdio " +
+		"-s 3,virtio-net,tap3,mac=" + macFor("fbvm-abc") + " -s 4,virtio-rnd -s 5,virtio-9p,home=" + filepath.Join(data, "vms", "abc", "home") + " -l com1,stdio " +
 		"-l bootrom,/usr/local/share/uefi-firmware/BHYVE_UEFI.fd fbvm-abc"
 	if got := strings.Join(l.argv, " "); got != wantArgv {
 		t.Errorf("bhyve argv:\n got %s\nwant %s", got, wantArgv)
@@ -116,8 +146,8 @@ func TestCreatePauseResumeDestroy(t *testing.T) {
 	if got := l.proc.got(); !slices.Equal(got, []syscall.Signal{syscall.SIGSTOP, syscall.SIGCONT}) {
 		t.Errorf("signals %v", got)
 	}
-	if _, err := vm.Command(t.Context(), []string{"true"}, "", nil); !errors.Is(err, ErrNoAgent) {
-		t.Errorf("Command: %v", err)
+	if fi, err := os.Stat(filepath.Join(data, "vms", "abc", "home")); err != nil || !fi.IsDir() {
+		t.Errorf("shared home: %v", err)
 	}
 	rec.Reset()
 	go func() { // bhyve exits once its vmm instance is destroyed
@@ -166,10 +196,10 @@ func TestCreateFailures(t *testing.T) {
 		{"clone fails: nothing left", func(r *executor.Recorder, _ *fakeLauncher) { r.On("zfs clone", failed) }, []string{cloneLine}},
 		{"tap create fails: disk destroyed", func(r *executor.Recorder, _ *fakeLauncher) { r.On("ifconfig tap create", failed) },
 			[]string{cloneLine, "ifconfig tap create", "zfs destroy -r tank/fb/vm/abc"}},
-		{"bridge fails: tap and disk destroyed", func(r *executor.Recorder, _ *fakeLauncher) { r.On("ifconfig bridge1", failed) },
+		{"bridge fails: tap and disk destroyed", func(r *executor.Recorder, _ *fakeLauncher) { r.On("ifconfig bridge1 addm", failed) },
 			[]string{cloneLine, "ifconfig tap create", "ifconfig tap3 description fbvm-abc", "ifconfig bridge1 addm tap3",
 				"ifconfig tap3 destroy", "zfs destroy -r tank/fb/vm/abc"}},
-		{"bhyve fails: vmm, tap and disk destroyed", func(_ *executor.Recorder, l *fakeLauncher) { l.fail = errors.New("no vmm") },
+		{"bhyve fails: vmm and tap and disk destroyed", func(_ *executor.Recorder, l *fakeLauncher) { l.fail = errors.New("no vmm") },
 			append(slices.Clone(createCmds), "bhyvectl --vm=fbvm-abc --destroy", "ifconfig tap3 destroy", "zfs destroy -r tank/fb/vm/abc")},
 	}
 	for _, tt := range tests {
@@ -223,7 +253,10 @@ func TestParsersAndNew(t *testing.T) {
 		t.Errorf("macFor: %s", m)
 	}
 	for _, cfg := range []Config{{}, {DataDir: "/d"}, {DataDir: "rel", VMDataset: "a", ImageDataset: "b"},
-		{DataDir: "/d", VMDataset: "a", ImageDataset: "b", Prefix: "X-"}} {
+		{DataDir: "/d", VMDataset: "a", ImageDataset: "b", Prefix: "X-"},
+		{DataDir: "/d,x", VMDataset: "a", ImageDataset: "b"},
+		{DataDir: "/d", VMDataset: "a", ImageDataset: "b", AgentClient: "worker"},
+		{DataDir: "/d", VMDataset: "a", ImageDataset: "b", AgentPort: 70000}} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
 		}

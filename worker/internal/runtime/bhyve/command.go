@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ type vmParams struct {
 	Tap     string
 	MAC     string
 	BootROM string // UEFI firmware
+	Home    string // host directory shared with the guest as 9p share "home" (mounted at /home/user)
 }
 
 func zvolCloneCmd(snapshot, dataset string) []string {
@@ -39,11 +41,13 @@ func zfsListCmd(parent string) []string {
 func tapCreateCmd() []string { return []string{"ifconfig", "tap", "create"} }
 
 // tapSetupCmds names the tap after its VM (Cleanup finds it by that description), adds it to the
-// host-only bridge and brings it up.
+// host-only bridge as a private member (the bridge forwards nothing between private members: a VM reaches
+// the host, never another VM or its agent) and brings it up.
 func tapSetupCmds(tap, bridge, vmName string) [][]string {
 	return [][]string{
 		{"ifconfig", tap, "description", vmName},
 		{"ifconfig", bridge, "addm", tap},
+		{"ifconfig", bridge, "private", tap},
 		{"ifconfig", tap, "up"},
 	}
 }
@@ -61,7 +65,9 @@ func bhyvectlDestroyCmd(vmName string) []string {
 
 // bhyveCmd is the command line of one VM: -H yields the CPU on HLT, -P exits on PAUSE, -D destroys the vmm
 // instance when the guest powers off. The serial console is stdio, which the launcher sends to the VM's
-// log file (a com port's backend is stdio, a tty or tcp, not a plain file).
+// log file (a com port's backend is stdio, a tty or tcp, not a plain file). The sandbox user's home is a
+// host directory shared over virtio-9p as "home" (bhyve(8): -s slot,virtio-9p,sharename=/path), which
+// the image's fstab mounts at /home/user (p9fs).
 func bhyveCmd(p vmParams) []string {
 	return []string{"bhyve",
 		"-c", strconv.Itoa(p.CPUs),
@@ -72,17 +78,44 @@ func bhyveCmd(p vmParams) []string {
 		"-s", "2,virtio-blk," + p.Disk,
 		"-s", "3,virtio-net," + p.Tap + ",mac=" + p.MAC,
 		"-s", "4,virtio-rnd",
+		"-s", "5,virtio-9p," + homeShare + "=" + p.Home,
 		"-l", "com1,stdio",
 		"-l", "bootrom," + p.BootROM,
 		p.Name,
 	}
 }
 
-// macFor derives a stable locally administered MAC address from the VM's name, so a DHCP server on the
-// bridge can give the VM a fixed address.
+// homeShare is the 9p share name of the sandbox user's home (the image's fstab names it).
+const homeShare = "home"
+
+// macFor derives a stable locally administered MAC address from the VM's name; the guest's IPv6
+// link-local address follows from it (linkLocal), so the worker knows where its agent is without DHCP.
 func macFor(name string) string {
+	return macAddr(name).String()
+}
+
+func macAddr(name string) net.HardwareAddr {
 	h := sha256.Sum256([]byte(name))
-	return net.HardwareAddr{0x02, 0xfb, h[0], h[1], h[2], h[3]}.String()
+	return net.HardwareAddr{0x02, 0xfb, h[0], h[1], h[2], h[3]}
+}
+
+// linkLocal is the IPv6 link-local address an interface with the 48-bit MAC mac configures for itself
+// with a modified EUI-64 interface identifier (RFC 4291 appendix A: flip the universal/local bit of the
+// first octet, insert ff:fe in the middle), as FreeBSD does with auto_linklocal. zone names the link
+// it is reached on (the host's bridge).
+func linkLocal(mac net.HardwareAddr, zone string) (netip.Addr, error) {
+	if len(mac) != 6 {
+		return netip.Addr{}, fmt.Errorf("link-local address: MAC %s is not 48 bits", mac)
+	}
+	a := [16]byte{0: 0xfe, 1: 0x80}
+	copy(a[8:], []byte{mac[0] ^ 0x02, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]})
+	return netip.AddrFrom16(a).WithZone(zone), nil
+}
+
+// agentAddr is the guest agent's address: the VM's link-local address on the bridge, at port.
+func agentAddr(vmName, bridge string, port int) string {
+	ll, _ := linkLocal(macAddr(vmName), bridge) // a macAddr is always 48 bits
+	return netip.AddrPortFrom(ll, uint16(port)).String()
 }
 
 // parseTap returns the interface name ifconfig printed for `ifconfig tap create`.

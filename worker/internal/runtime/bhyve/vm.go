@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"fleetbox.dev/worker/internal/agent"
 	"fleetbox.dev/worker/internal/runtime"
 )
 
@@ -22,8 +22,16 @@ type VM struct {
 	id      string
 	name    string // vmm instance and tap description: <prefix>-<id>
 	dataset string
-	dir     string
+	dir     string   // DataDir/vms/<id>: console log, home
+	home    string   // dir/home, shared with the guest as /home/user
+	env     []string // the guest's environment of every process (Env)
+	addr    string   // the guest agent's host:port
 	log     *slog.Logger
+
+	// lifeline: every agent client gets the read end; Destroy closes the write end, and the clients,
+	// reading end of file, end their connections and exit. A VM that is gone answers nothing, so
+	// without it a client would wait on its connection forever.
+	lifeR, lifeW *os.File
 
 	mu        sync.Mutex
 	tap       string
@@ -32,7 +40,12 @@ type VM struct {
 	removed   bool
 }
 
-var _ runtime.Sandbox = (*VM)(nil)
+var (
+	_ runtime.Sandbox    = (*VM)(nil)
+	_ runtime.Pauser     = (*VM)(nil)
+	_ runtime.FileOwner  = (*VM)(nil)
+	_ runtime.OwnerNamer = (*VM)(nil)
+)
 
 func (vm *VM) create(ctx context.Context, spec runtime.Spec) error {
 	r := vm.rt
@@ -57,8 +70,11 @@ func (vm *VM) create(ctx context.Context, spec runtime.Spec) error {
 			return errors.Join(fmt.Errorf("set up %s: %w", tap, err), r.undo(ctx, "", tap, vm.dataset, ""))
 		}
 	}
-	if err := os.MkdirAll(vm.dir, 0o750); err != nil {
-		return errors.Join(fmt.Errorf("make vm directory: %w", err), r.undo(ctx, "", tap, vm.dataset, ""))
+	if err := vm.makeDirs(); err != nil {
+		return errors.Join(err, r.undo(ctx, "", tap, vm.dataset, vm.dir))
+	}
+	if vm.lifeR, vm.lifeW, err = os.Pipe(); err != nil {
+		return errors.Join(fmt.Errorf("make lifeline: %w", err), r.undo(ctx, "", tap, vm.dataset, vm.dir))
 	}
 	cpus, mem := spec.CPUCount, spec.MemoryMB
 	if cpus <= 0 {
@@ -69,15 +85,87 @@ func (vm *VM) create(ctx context.Context, spec runtime.Spec) error {
 	}
 	argv := bhyveCmd(vmParams{
 		Name: vm.name, CPUs: cpus, MemMB: mem, Disk: "/dev/zvol/" + vm.dataset, Tap: tap,
-		MAC: macFor(vm.name), BootROM: r.cfg.BootROM,
+		MAC: macFor(vm.name), BootROM: r.cfg.BootROM, Home: vm.home,
 	})
+	began := time.Now()
 	proc, err := r.launch.Launch(argv, vm.ConsoleLog())
 	if err != nil {
+		vm.closeLifeline()
 		// bhyve may have created the vmm instance before failing.
 		return errors.Join(fmt.Errorf("start bhyve: %w", err), r.undo(ctx, vm.name, tap, vm.dataset, vm.dir))
 	}
 	vm.proc = proc
+	if r.cfg.AgentAddress != nil {
+		vm.addr = r.cfg.AgentAddress(vm.name)
+	} else {
+		vm.addr = agentAddr(vm.name, r.cfg.Bridge, r.cfg.AgentPort)
+	}
+	if err := vm.waitAgent(ctx); err != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second+r.cfg.StopTimeout)
+		defer cancel()
+		return errors.Join(err, vm.Destroy(dctx))
+	}
+	vm.log.Info("vm ready", "boot", time.Since(began).Round(time.Millisecond), "agent", vm.addr)
 	return nil
+}
+
+// makeDirs makes the VM's directory and the home it shares, owned by the sandbox user (when the worker
+// may give files away, as root).
+func (vm *VM) makeDirs() error {
+	// Others may pass through (not list) to the home, as to any home.
+	if err := os.MkdirAll(vm.rt.dir, 0o711); err != nil {
+		return fmt.Errorf("make vm directory: %w", err)
+	}
+	if err := os.Mkdir(vm.dir, 0o711); err != nil {
+		return fmt.Errorf("make vm directory: %w", err)
+	}
+	if err := os.Mkdir(vm.home, 0o755); err != nil {
+		return fmt.Errorf("make home: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		uid, gid := vm.rt.user()
+		if err := os.Chown(vm.home, uid, gid); err != nil {
+			return fmt.Errorf("make home: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitAgent probes the guest agent until it answers, bhyve exits, Config.BootTimeout passes or ctx ends.
+func (vm *VM) waitAgent(ctx context.Context) error {
+	timeout := vm.rt.cfg.BootTimeout
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	delay := 20 * time.Millisecond
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := agent.Probe(pctx, vm.addr)
+		pcancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, agent.ErrProtocol):
+			// Something answers, and it is not an agent this worker can talk to: waiting will not help.
+			return fmt.Errorf("guest agent: %w", err)
+		}
+		select {
+		case <-vm.proc.Done():
+			return fmt.Errorf("bhyve exited while the guest booted (console: %s); last probe: %w", vm.ConsoleLog(), err)
+		case <-ctx.Done():
+			return fmt.Errorf("guest agent at %s did not answer within %v (console: %s): %w", vm.addr, timeout, vm.ConsoleLog(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+func (vm *VM) closeLifeline() {
+	if vm.lifeW != nil {
+		vm.lifeW.Close()
+	}
+	if vm.lifeR != nil {
+		vm.lifeR.Close()
+	}
 }
 
 // ID returns the sandbox id.
@@ -86,28 +174,14 @@ func (vm *VM) ID() string { return vm.id }
 // Tap returns the VM's tap interface.
 func (vm *VM) Tap() string { return vm.tap }
 
+// AgentAddr returns the guest agent's address (host:port).
+func (vm *VM) AgentAddr() string { return vm.addr }
+
 // ConsoleLog returns the file that holds the VM's serial console output.
 func (vm *VM) ConsoleLog() string { return filepath.Join(vm.dir, "console.log") }
 
-// Env returns nothing yet: the guest's environment is the agent's.
-func (vm *VM) Env() []string { return nil }
-
-// HostPath is not available: a VM's files are reached through the guest agent.
-func (vm *VM) HostPath(string) (string, error) {
-	return "", fmt.Errorf("host path in %s: %w", vm.id, ErrNoAgent)
-}
-
-// Command is not available: a VM's processes are started through the guest agent.
-func (vm *VM) Command(context.Context, []string, string, map[string]string) (*exec.Cmd, error) {
-	return nil, fmt.Errorf("command in %s: %w", vm.id, ErrNoAgent)
-}
-
-// Prepare is not available: no host process runs inside a VM.
-func (vm *VM) Prepare(*exec.Cmd) error {
-	return fmt.Errorf("prepare command in %s: %w", vm.id, ErrNoAgent)
-}
-
-// Pause stops the bhyve process (SIGSTOP): the guest's vCPUs stop, its memory stays resident.
+// Pause stops the bhyve process (SIGSTOP): the guest's vCPUs stop, its memory stays resident. The agent
+// clients' connections stay open (they use no keepalive) and continue after Resume.
 func (vm *VM) Pause(context.Context) error { return vm.signal("pause", syscall.SIGSTOP) }
 
 // Resume continues the bhyve process (SIGCONT).
@@ -125,15 +199,19 @@ func (vm *VM) signal(what string, sig syscall.Signal) error {
 	return nil
 }
 
-// Destroy destroys the vmm instance (bhyve exits), waits for bhyve, then destroys the tap, the disk and the
-// VM's directory. It is idempotent; after a failure, calling it again retries every step.
+// Destroy ends the agent clients (their lifeline closes), destroys the vmm instance (bhyve exits), waits
+// for bhyve, then destroys the tap, the disk and the VM's directory with the shared home. It is
+// idempotent; after a failure, calling it again retries every step.
 func (vm *VM) Destroy(ctx context.Context) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.removed {
 		return nil
 	}
-	vm.destroyed = true
+	if !vm.destroyed {
+		vm.destroyed = true
+		vm.lifeW.Close()
+	}
 	r := vm.rt
 	var errs []error
 	if _, err := r.run(ctx, bhyvectlDestroyCmd(vm.name)); err != nil && !gone(err) {
@@ -159,6 +237,7 @@ func (vm *VM) Destroy(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("destroy %s: %w", vm.id, err)
 	}
+	vm.lifeR.Close()
 	vm.removed = true
 	return nil
 }

@@ -84,7 +84,7 @@ func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime) {
 	t.Run("DestroyKillsEverything", func(t *testing.T) {
 		t.Parallel()
 		sb := create(t, newRuntime(t), nil)
-		root, _ := sb.HostPath("/")
+		root := hostRoot(t, sb)
 		// A foreground process and a background child it does not wait for.
 		pids := startSleepers(t, sb)
 		var wg sync.WaitGroup
@@ -116,7 +116,7 @@ func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime) {
 		rt := newRuntime(t)
 		gone, kept := create(t, rt, nil), create(t, rt, nil)
 		pids := startSleepers(t, gone)
-		root, _ := gone.HostPath("/")
+		root := hostRoot(t, gone)
 		if err := rt.Cleanup(t.Context(), func(id string) bool { return id == kept.ID() }); err != nil {
 			t.Fatal(err)
 		}
@@ -144,6 +144,27 @@ func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime) {
 	})
 }
 
+// homeOnly reports whether sb's HostPath reaches only /home/user (ErrPathEscape for "/").
+func homeOnly(sb runtime.Sandbox) bool {
+	_, err := sb.HostPath("/")
+	return errors.Is(err, runtime.ErrPathEscape)
+}
+
+// hostRoot is the host directory that holds all of sb the host reaches: its root, or its home if that
+// is all.
+func hostRoot(t *testing.T, sb runtime.Sandbox) string {
+	t.Helper()
+	p := "/"
+	if homeOnly(sb) {
+		p = runtime.SandboxHome
+	}
+	root, err := sb.HostPath(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 // processHome is the sandbox's home directory as its processes see it (pwd, $HOME).
 func processHome(t *testing.T, rt runtime.Runtime, sb runtime.Sandbox) string {
 	t.Helper()
@@ -160,13 +181,17 @@ func processHome(t *testing.T, rt runtime.Runtime, sb runtime.Sandbox) string {
 // testHostPath checks HostPath against a table of paths and symlinks. Without OwnRoot an absolute
 // symlink target is a host path (the link's processes follow it there), so links to anything outside the
 // root are refused; with OwnRoot it is a sandbox path, so every link resolves inside the root and
-// nothing but ".." above "/" in the path itself (and a loop) is refused.
+// nothing but ".." above "/" in the path itself (and a loop) is refused. A home-only runtime refuses
+// every path, given or reached through a link, outside /home/user.
 func testHostPath(t *testing.T, sb runtime.Sandbox, ownRoot bool) {
-	root, err := sb.HostPath("/")
-	if err != nil {
-		t.Fatal(err)
+	only := homeOnly(sb)
+	var root, home string
+	if only {
+		home = hostRoot(t, sb)
+	} else {
+		root = hostRoot(t, sb)
+		home = filepath.Join(root, "home", "user")
 	}
-	home := filepath.Join(root, "home", "user")
 	outside := t.TempDir()
 	tmpTarget := filepath.Join(root, "tmp") // absolute host path inside the root
 	if ownRoot {
@@ -190,31 +215,35 @@ func testHostPath(t *testing.T, sb runtime.Sandbox, ownRoot bool) {
 	}
 	tests := []struct {
 		in string
-		// shared is the answer without OwnRoot, own with it; "" means refused.
-		shared, own string
+		// shared is the answer without OwnRoot, own with it, homeOnly for a home-only runtime (which has
+		// its own root); "" means refused.
+		shared, own, homeOnly string
 	}{
-		{"/", root, root},
-		{"/home/user", home, home},
-		{"/home/user/a/b.txt", filepath.Join(home, "a/b.txt"), filepath.Join(home, "a/b.txt")},
-		{"a.txt", filepath.Join(home, "a.txt"), filepath.Join(home, "a.txt")},
-		{"/home/user/../user/./x", filepath.Join(home, "x"), filepath.Join(home, "x")},
-		{"/..", "", ""},
-		{"/home/../../etc/passwd", "", ""},
-		{"../../../x", "", ""},
-		{"/home/user/out", "", filepath.Join(root, outside)},
-		{"/home/user/out/file", "", filepath.Join(root, outside, "file")},
-		{"/home/user/out-rel", "", root},
-		{"/home/user/out-rel/etc/x", "", filepath.Join(root, "etc/x")},
-		{"/home/user/dangling", "", filepath.Join(root, outside, "new")},
-		{"/home/user/in", "", filepath.Join(home, "sub")},
-		{"/home/user/in/f", "", filepath.Join(home, "sub/f")},
-		{"/home/user/in-rel/f", filepath.Join(home, "sub/f"), filepath.Join(home, "sub/f")},
-		{"/home/user/loop", "", ""},
-		{"/home/user/tmp/f", filepath.Join(root, "tmp/f"), filepath.Join(root, "tmp/f")},
+		{"/", root, root, ""},
+		{"/home/user", home, home, home},
+		{"/home/user/a/b.txt", filepath.Join(home, "a/b.txt"), filepath.Join(home, "a/b.txt"), filepath.Join(home, "a/b.txt")},
+		{"a.txt", filepath.Join(home, "a.txt"), filepath.Join(home, "a.txt"), filepath.Join(home, "a.txt")},
+		{"/home/user/../user/./x", filepath.Join(home, "x"), filepath.Join(home, "x"), filepath.Join(home, "x")},
+		{"/..", "", "", ""},
+		{"/home/../../etc/passwd", "", "", ""},
+		{"../../../x", "", "", ""},
+		{"/home/user/out", "", filepath.Join(root, outside), ""},
+		{"/home/user/out/file", "", filepath.Join(root, outside, "file"), ""},
+		{"/home/user/out-rel", "", root, ""},
+		{"/home/user/out-rel/etc/x", "", filepath.Join(root, "etc/x"), ""},
+		{"/home/user/dangling", "", filepath.Join(root, outside, "new"), ""},
+		{"/home/user/in", "", filepath.Join(home, "sub"), filepath.Join(home, "sub")},
+		{"/home/user/in/f", "", filepath.Join(home, "sub/f"), filepath.Join(home, "sub/f")},
+		{"/home/user/in-rel/f", filepath.Join(home, "sub/f"), filepath.Join(home, "sub/f"), filepath.Join(home, "sub/f")},
+		{"/home/user/loop", "", "", ""},
+		{"/home/user/tmp/f", filepath.Join(root, "tmp/f"), filepath.Join(root, "tmp/f"), ""},
 	}
 	for _, tt := range tests {
 		want := tt.shared
-		if ownRoot {
+		switch {
+		case only:
+			want = tt.homeOnly
+		case ownRoot:
 			want = tt.own
 		}
 		got, err := sb.HostPath(tt.in)
