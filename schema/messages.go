@@ -74,6 +74,11 @@ type Snapshot struct {
 	CreatedAt  time.Time         `json:"createdAt"`
 }
 
+// NetworkRequest (OpNetwork) sets the sandbox's egress policy.
+type NetworkRequest struct {
+	Egress Egress `json:"egress"`
+}
+
 // MetricsRequest (OpMetrics) asks the owner for a new usage sample of the sandbox. The reply holds the
 // samples it keeps for the sandbox (the latest ones, each taken by such a request), oldest first.
 type MetricsRequest struct{}
@@ -141,6 +146,8 @@ type WorkerInfo struct {
 	Draining  bool      `json:"draining,omitempty"`
 	// MemoryAvailableMB is the host's available memory at the last beat (0 where unknown).
 	MemoryAvailableMB int `json:"memoryAvailableMB,omitempty"`
+	// Egress: the worker's runtime enforces egress policies (Record.Egress).
+	Egress bool `json:"egress,omitempty"`
 }
 
 // Languages of code contexts, as the code interpreter names them.

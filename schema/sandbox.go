@@ -25,6 +25,8 @@ type Record struct {
 	Snapshot string `json:"snapshot,omitempty"`
 	// PausedAt is when the sandbox was last paused (zero while it runs).
 	PausedAt time.Time `json:"pausedAt,omitzero"`
+	// Egress is the sandbox's outbound network policy; nil: the runtime's default (no policy was asked for).
+	Egress *Egress `json:"egress,omitempty"`
 	// AutoResume: traffic to the paused sandbox resumes it (E2B's autoResume), for TimeoutSeconds.
 	AutoResume bool `json:"autoResume,omitempty"`
 	// TimeoutSeconds is the timeout the sandbox was created with.
@@ -36,6 +38,14 @@ type Record struct {
 	StartedAt     time.Time `json:"startedAt,omitzero"`
 	EndAt         time.Time `json:"endAt"`
 	EndedAt       time.Time `json:"endedAt,omitzero"`
+}
+
+// Egress is an outbound network policy: with AllowAll every destination but Deny is reachable, without it
+// only Allow; Allow wins over Deny. Entries are IPv4 CIDRs or addresses, as E2B's allowOut and denyOut.
+type Egress struct {
+	AllowAll bool     `json:"allowAll"`
+	Allow    []string `json:"allow,omitempty"`
+	Deny     []string `json:"deny,omitempty"`
 }
 
 // Transition returns a copy of r moved to state to, or a *TransitionError.

@@ -60,6 +60,9 @@ const (
 	OpPause = "pause"
 	// OpResume continues a paused sandbox (ResumeRequest → Reply[Record]).
 	OpResume = "resume"
+	// OpNetwork replaces a live sandbox's egress policy (NetworkRequest → Reply[Record]; 501 if its runtime
+	// cannot enforce one).
+	OpNetwork = "network"
 	// OpMetrics samples the sandbox's resource usage (MetricsRequest → Reply[[]Metric]).
 	OpMetrics = "metrics"
 	// OpSnapshot captures a live sandbox's file system as a snapshot (SnapshotRequest → Reply[Snapshot]).

@@ -33,7 +33,7 @@ type NewSandbox struct {
 	Metadata            map[string]string `json:"metadata,omitempty"`
 	EnvVars             map[string]string `json:"envVars,omitempty"`
 	MCP                 json.RawMessage   `json:"mcp,omitempty"`
-	Network             json.RawMessage   `json:"network,omitempty"`
+	Network             *NetworkConfig    `json:"network,omitempty"`
 	VolumeMounts        json.RawMessage   `json:"volumeMounts,omitempty"`
 }
 
@@ -74,10 +74,33 @@ type Lifecycle struct {
 // SandboxDetail is the answer to GET /sandboxes/{id}.
 type SandboxDetail struct {
 	ListedSandbox
-	EnvdAccessToken     string     `json:"envdAccessToken,omitempty"`
-	Domain              *string    `json:"domain"`
-	AllowInternetAccess *bool      `json:"allowInternetAccess,omitempty"`
-	Lifecycle           *Lifecycle `json:"lifecycle,omitempty"`
+	EnvdAccessToken     string         `json:"envdAccessToken,omitempty"`
+	Domain              *string        `json:"domain"`
+	AllowInternetAccess *bool          `json:"allowInternetAccess,omitempty"`
+	Network             *NetworkConfig `json:"network,omitempty"`
+	Lifecycle           *Lifecycle     `json:"lifecycle,omitempty"`
+}
+
+// NetworkConfig is E2B's SandboxNetworkConfig (the network of a create, and of a sandbox's detail). Only
+// the egress lists are served; the other fields are kept raw so that a request using them can be refused.
+type NetworkConfig struct {
+	AllowOut           []string        `json:"allowOut,omitempty"`
+	DenyOut            []string        `json:"denyOut,omitempty"`
+	AllowPublicTraffic *bool           `json:"allowPublicTraffic,omitempty"`
+	MaskRequestHost    json.RawMessage `json:"maskRequestHost,omitempty"`
+	HTTPSPorts         json.RawMessage `json:"httpsPorts,omitempty"`
+	EgressProxy        json.RawMessage `json:"egressProxy,omitempty"`
+	Rules              json.RawMessage `json:"rules,omitempty"`
+}
+
+// NetworkUpdate is the body of PUT /sandboxes/{id}/network (E2B's SandboxNetworkUpdateConfig): omitted
+// fields clear.
+type NetworkUpdate struct {
+	AllowOut            []string        `json:"allowOut,omitempty"`
+	DenyOut             []string        `json:"denyOut,omitempty"`
+	AllowInternetAccess *bool           `json:"allow_internet_access,omitempty"`
+	EgressProxy         json.RawMessage `json:"egressProxy,omitempty"`
+	Rules               json.RawMessage `json:"rules,omitempty"`
 }
 
 // ConnectSandbox is the body of POST /sandboxes/{id}/connect (timeout required) and of the /v2 variant

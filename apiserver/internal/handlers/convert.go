@@ -46,8 +46,17 @@ func toDetail(r schema.Record) e2b.SandboxDetail {
 		ListedSandbox:       toListed(r),
 		EnvdAccessToken:     r.AccessToken,
 		AllowInternetAccess: r.AllowInternet,
+		Network:             networkOf(r.Egress),
 		Lifecycle:           &e2b.Lifecycle{AutoResume: r.AutoResume, OnTimeout: r.OnTimeout},
 	}
+}
+
+// networkOf shows an egress policy as E2B's network config (nil: none).
+func networkOf(e *schema.Egress) *e2b.NetworkConfig {
+	if e == nil || (len(e.Allow) == 0 && len(e.Deny) == 0) {
+		return nil
+	}
+	return &e2b.NetworkConfig{AllowOut: e.Allow, DenyOut: e.Deny}
 }
 
 // templateOf is the templateID clients see: the snapshot a sandbox was made from (its id, as E2B shows

@@ -44,6 +44,7 @@ func Routes(d Deps) chi.Router {
 		r.Post("/sandboxes/{sandboxID}/connect", d.connectSandbox(false))
 		r.Post("/v2/sandboxes/{sandboxID}/connect", d.connectSandbox(true))
 		r.Post("/sandboxes/{sandboxID}/pause", d.pauseSandbox)
+		r.Put("/sandboxes/{sandboxID}/network", d.setNetwork)
 		r.Post("/sandboxes/{sandboxID}/resume", d.resumeSandbox)
 		r.Post("/sandboxes/{sandboxID}/snapshots", d.createSnapshot)
 		r.Get("/snapshots", d.listSnapshots)

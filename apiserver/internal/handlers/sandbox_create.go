@@ -71,6 +71,10 @@ func validateCreate(req e2b.NewSandbox, v2 bool) (lifecycle.CreateParams, error)
 	if err != nil {
 		return p, err
 	}
+	egress, err := egressOf(req.AllowInternetAccess, req.Network)
+	if err != nil {
+		return p, err
+	}
 	autoPause := req.AutoPause != nil && *req.AutoPause
 	if autoResume && !autoPause {
 		return p, schema.Errorf(http.StatusBadRequest, "autoResume needs autoPause: a sandbox that is killed at its timeout cannot be resumed")
@@ -85,6 +89,7 @@ func validateCreate(req e2b.NewSandbox, v2 bool) (lifecycle.CreateParams, error)
 		AutoPause:     autoPause,
 		AutoResume:    autoResume,
 		AllowInternet: req.AllowInternetAccess,
+		Egress:        egress,
 	}
 	return p, nil
 }

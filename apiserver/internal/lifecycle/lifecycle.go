@@ -65,6 +65,8 @@ type CreateParams struct {
 	// AutoResume makes traffic to the sandbox resume it when it is paused (it needs AutoPause).
 	AutoResume    bool
 	AllowInternet *bool
+	// Egress is the sandbox's egress policy (nil: none asked for).
+	Egress *schema.Egress
 }
 
 // Create starts a sandbox and waits until a worker reports it running. A sandbox of a built-in template
@@ -82,6 +84,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (schema.Record, er
 		AutoResume:     p.AutoResume,
 		TimeoutSeconds: int(p.Timeout / time.Second),
 		AllowInternet:  p.AllowInternet,
+		Egress:         p.Egress,
 		CreatedAt:      now,
 		EndAt:          now.Add(p.Timeout),
 	}
@@ -90,6 +93,11 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (schema.Record, er
 	}
 	if p.AutoPause {
 		rec.OnTimeout = "pause"
+	}
+	if p.Egress != nil {
+		if err := s.egressEnforced(ctx); err != nil {
+			return schema.Record{}, err
+		}
 	}
 	var start func(ctx context.Context, id string) error
 	if p.Template.ID != "" {

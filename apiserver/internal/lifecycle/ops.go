@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -196,4 +197,49 @@ func (s *Service) opError(ctx context.Context, err error, what, op string, timeo
 		return se
 	}
 	return fmt.Errorf("%s %s: %w", op, what, err)
+}
+
+// SetNetwork replaces a live sandbox's egress policy on its owner.
+func (s *Service) SetNetwork(ctx context.Context, id string, e schema.Egress) (schema.Record, error) {
+	if _, err := s.Get(ctx, id); err != nil {
+		return schema.Record{}, err
+	}
+	return requestWithin[schema.Record](ctx, s, id, schema.OpNetwork, schema.NetworkRequest{Egress: e}, s.OpTimeout)
+}
+
+// egressEnforced fails with a 501 unless a live worker's runtime enforces egress policies: a create that
+// asks for one would fail on every other worker.
+func (s *Service) egressEnforced(ctx context.Context) error {
+	ws, err := s.Workers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		if w.Egress && !w.Draining {
+			return nil
+		}
+	}
+	return schema.Errorf(http.StatusNotImplemented,
+		"no worker can enforce a network policy (allow_internet_access: false, allowOut, denyOut): that needs workers on the jail runtime")
+}
+
+// Workers returns the heartbeats of the live workers.
+func (s *Service) Workers(ctx context.Context) ([]schema.WorkerInfo, error) {
+	keys, err := s.Bus.Workers.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list workers: %w", err)
+	}
+	defer func() { _ = keys.Stop() }()
+	var out []schema.WorkerInfo
+	for k := range keys.Keys() {
+		e, err := s.Bus.Workers.Get(ctx, k)
+		if err != nil {
+			continue // expired meanwhile
+		}
+		var w schema.WorkerInfo
+		if json.Unmarshal(e.Value(), &w) == nil {
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }

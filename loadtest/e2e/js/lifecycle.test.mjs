@@ -178,3 +178,17 @@ test('getMetrics: CPU, memory and disk samples of a sandbox, and of a killed one
   await sbx.kill()
   await assert.rejects(Sandbox.getMetrics(sbx.sandboxId), SandboxNotFoundError)
 })
+
+test('network policies on the process runtime: a clear 501, never silently ignored', { timeout: TEST_TIMEOUT }, async () => {
+  await assert.rejects(Sandbox.create({ allowInternetAccess: false }), (e) => {
+    assert.ok(e instanceof SandboxError, describe(e))
+    assert.match(e.message, /^501: .*jail runtime/, describe(e))
+    return true
+  })
+  const sbx = track(await Sandbox.create())
+  await assert.rejects(sbx.updateNetwork({ denyOut: ['10.0.0.0/8'] }), (e) => {
+    assert.match(e.message, /501: .*-runtime jail/, describe(e))
+    return true
+  })
+  await assert.rejects(sbx.updateNetwork({ allowOut: ['example.com'] }), /400: .*not an IPv4 address or CIDR/)
+})

@@ -158,3 +158,11 @@ def test_get_metrics(tracker):
     assert m.mem_used >= 32 << 20 and m.mem_total > m.mem_used
     assert m.disk_used >= 1 << 20 and m.disk_total > 0
     assert m.timestamp.tzinfo is not None
+
+
+def test_network_policy_refused_by_the_process_runtime(tracker):
+    with pytest.raises(SandboxException, match="jail runtime"):
+        BaseSandbox.create(allow_internet_access=False)
+    sbx = tracker.add(BaseSandbox.create())
+    with pytest.raises(SandboxException, match="-runtime jail"):
+        sbx.update_network({"deny_out": ["10.0.0.0/8"]})

@@ -15,6 +15,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os/exec"
 )
 
@@ -27,6 +28,9 @@ type Spec struct {
 	EnvVars  map[string]string
 	CPUCount int
 	MemoryMB int
+	// Egress, if set, is the sandbox's egress policy; nil leaves the runtime's default. A runtime without
+	// Capabilities.Egress refuses a non-nil one (it cannot enforce it).
+	Egress *Egress
 	// Snapshot, if set, names a snapshot made on this host by Snapshotter.Snapshot: the sandbox starts
 	// with the snapshot's file system instead of the template's. An unknown snapshot fails Create with an
 	// error matching fs.ErrNotExist, an invalid name with an error. A runtime without snapshots refuses
@@ -43,6 +47,21 @@ type Capabilities struct {
 	// Isolated: the sandbox is a security boundary (its processes cannot reach the host's or other
 	// sandboxes' processes and files).
 	Isolated bool
+	// Egress: the runtime enforces egress policies (Spec.Egress, EgressSetter).
+	Egress bool
+}
+
+// Egress is a sandbox's outbound network policy (IPv4). With AllowAll every destination is reachable but
+// Deny; without it only Allow is. Allow wins over Deny.
+type Egress struct {
+	AllowAll bool
+	Allow    []netip.Prefix
+	Deny     []netip.Prefix
+}
+
+// EgressSetter is implemented by sandboxes whose egress policy can change while they run.
+type EgressSetter interface {
+	SetEgress(ctx context.Context, e Egress) error
 }
 
 // Runtime creates and cleans up sandboxes on this host. Implementations are safe for concurrent use.

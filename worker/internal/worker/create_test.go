@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -152,6 +154,11 @@ func TestRestartAdoptsAndCleansUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		go func() { _ = cmd.Wait() }() // reap it once the restart kills it
+		home, _ := sb.HostPath(runtime.SandboxHome)
+		runtimetest.Eventually(t, func() bool {
+			b, _ := os.ReadFile(filepath.Join(home, "f"))
+			return string(b) == "kept\n"
+		}, "leftover command did not write its file")
 		if len(states) > 0 {
 			rec := schema.Record{ID: sb.ID(), State: schema.StatePending, EnvdVersion: schema.EnvdVersion, EndAt: time.Now().Add(time.Hour)}
 			if _, err := h.bus.CreateRecord(t.Context(), rec); err != nil {

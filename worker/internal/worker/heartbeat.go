@@ -24,6 +24,7 @@ func (w *Worker) heartbeat(ctx context.Context) error {
 		Version:   w.cfg.Version,
 		StartedAt: w.startedAt,
 		Draining:  w.draining,
+		Egress:    w.rt.Capabilities().Egress,
 	}
 	w.mu.Unlock()
 	if mb, err := hostmem.AvailableMB(); err == nil {

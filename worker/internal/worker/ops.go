@@ -20,6 +20,7 @@ func (w *Worker) register() {
 	bus.Handle(w.mux, schema.OpResume, w.opResume)
 	bus.Handle(w.mux, schema.OpSnapshot, w.opSnapshot)
 	bus.Handle(w.mux, schema.OpMetrics, w.opMetrics)
+	bus.Handle(w.mux, schema.OpNetwork, w.opNetwork)
 
 	// envd: process.Process (op_process.go)
 	bus.Handle(w.mux, schema.OpProcessStart, w.opProcessStart)

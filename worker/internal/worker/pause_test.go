@@ -237,3 +237,26 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("metrics of a paused sandbox: %v", err)
 	}
 }
+
+// The process runtime cannot enforce egress policies: a create that asks for one fails with the reason, and
+// changing one is a 501, rather than either being ignored.
+func TestEgressRefusedByTheProcessRuntime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startWorker(t)
+	id := schema.NewSandboxID()
+	rec := schema.Record{
+		ID: id, TemplateID: "base", State: schema.StatePending, EnvdVersion: schema.EnvdVersion,
+		Egress: &schema.Egress{}, CreatedAt: time.Now().UTC(), EndAt: time.Now().Add(time.Hour),
+	}
+	if _, err := h.bus.CreateRecord(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	h.publishCreate(t, id, id)
+	if failed := h.waitState(t, id, schema.StateFailed); !strings.Contains(failed.Reason, "cannot enforce egress") {
+		t.Fatalf("reason %q", failed.Reason)
+	}
+	running := h.createRunning(t)
+	_, err := op[schema.Record](t, h.bus.NC, running, schema.OpNetwork, schema.NetworkRequest{Egress: schema.Egress{AllowAll: true}})
+	wantCode(t, err, http.StatusNotImplemented, "-runtime jail")
+}

@@ -73,10 +73,12 @@ func (w *Worker) adopt(ctx context.Context, a runtime.Adopter, rec schema.Record
 	if !w.slots.TryAcquire() {
 		return errors.New("no free slot")
 	}
-	rs, err := a.Adopt(ctx, runtime.Spec{
-		ID: rec.ID, TemplateID: rec.TemplateID, EnvVars: rec.EnvVars, CPUCount: rec.CPUCount, MemoryMB: rec.MemoryMB,
-		Snapshot: rec.Snapshot,
-	})
+	spec, err := w.specOf(rec)
+	if err != nil {
+		w.slots.Release()
+		return err
+	}
+	rs, err := a.Adopt(ctx, spec)
 	if err != nil {
 		w.slots.Release()
 		return err

@@ -99,10 +99,11 @@ func (w *Worker) start(ctx context.Context, rec schema.Record, rev uint64) error
 	}
 	w.mu.Unlock()
 
-	rs, err := w.rt.Create(ctx, runtime.Spec{
-		ID: rec.ID, TemplateID: rec.TemplateID, EnvVars: rec.EnvVars, CPUCount: rec.CPUCount, MemoryMB: rec.MemoryMB,
-		Snapshot: rec.Snapshot,
-	})
+	spec, err := w.specOf(rec)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", rec.ID, err)
+	}
+	rs, err := w.rt.Create(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", rec.ID, err)
 	}
@@ -123,6 +124,26 @@ func (w *Worker) start(ctx context.Context, rec schema.Record, rev uint64) error
 	w.armTimer(sb, next.EndAt)
 	sb.log.Info("sandbox running")
 	return nil
+}
+
+// specOf is what the runtime needs to create (or adopt) rec's sandbox. An egress policy the runtime
+// cannot enforce is refused rather than ignored.
+func (w *Worker) specOf(rec schema.Record) (runtime.Spec, error) {
+	spec := runtime.Spec{
+		ID: rec.ID, TemplateID: rec.TemplateID, EnvVars: rec.EnvVars, CPUCount: rec.CPUCount, MemoryMB: rec.MemoryMB,
+		Snapshot: rec.Snapshot,
+	}
+	if rec.Egress != nil {
+		if !w.rt.Capabilities().Egress {
+			return spec, errNoEgress(w.rt.Name())
+		}
+		e, err := runtimeEgress(*rec.Egress)
+		if err != nil {
+			return spec, err
+		}
+		spec.Egress = &e
+	}
+	return spec, nil
 }
 
 // serve builds the worker's side of runtime sandbox rs for record rec (its envd surface and default code

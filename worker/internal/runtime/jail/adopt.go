@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"slices"
 
 	"fleetbox.dev/schema"
 	"fleetbox.dev/worker/internal/logkey"
@@ -50,16 +49,16 @@ func (r *Runtime) Adopt(ctx context.Context, spec runtime.Spec) (runtime.Sandbox
 		r.mu.Unlock()
 	}
 	s := &Sandbox{
-		rt:    r,
-		n:     n,
-		id:    spec.ID,
-		root:  n.Root,
-		addr:  addr,
-		epair: f.Epair,
-		jid:   f.entry.JID,
-		allow: slices.Clone(r.cfg.EgressAllow),
-		env:   sandboxEnv(spec.ID, spec.EnvVars),
-		log:   r.log.With(logkey.SandboxID, spec.ID),
+		rt:     r,
+		n:      n,
+		id:     spec.ID,
+		root:   n.Root,
+		addr:   addr,
+		epair:  f.Epair,
+		jid:    f.entry.JID,
+		egress: r.egressFor(spec),
+		env:    sandboxEnv(spec.ID, spec.EnvVars),
+		log:    r.log.With(logkey.SandboxID, spec.ID),
 	}
 	r.log.Info("adopted jail", logkey.SandboxID, spec.ID, "jid", s.jid, "addr", addr)
 	return s, nil

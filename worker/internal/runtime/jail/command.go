@@ -156,23 +156,39 @@ func pfAnchorsCmd(parent string) []string {
 }
 
 // pfRules is the egress ruleset of one sandbox's anchor: traffic from the jail's address may reach the
-// jail itself and the allow list; everything else from it is dropped. The host's pf.conf must evaluate
-// `anchor "<prefix>/*"` for it to take effect.
-func pfRules(id string, addr netip.Addr, allow []netip.Prefix) []byte {
+// jail itself and the allow list; the deny list is dropped; everything else passes with AllowAll and is
+// dropped without it. The rules only match the jail's address, so they never touch other traffic (jails
+// have no IPv6: ip6=disable). The host's pf.conf must evaluate `anchor "<prefix>/*"` for it to take effect.
+func pfRules(id string, addr netip.Addr, e runtime.Egress) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# fleetbox sandbox %s: deny all egress except the allow list\n", id)
+	what := "deny all egress except the allow list"
+	if e.AllowAll {
+		what = "allow all egress except the deny list"
+	}
+	fmt.Fprintf(&b, "# fleetbox sandbox %s: %s\n", id, what)
 	fmt.Fprintf(&b, "pass quick inet from %s to %s\n", addr, addr)
-	if len(allow) > 0 {
-		cidrs := make([]string, len(allow))
-		for i, p := range allow {
-			cidrs[i] = p.String()
-		}
-		fmt.Fprintf(&b, "table <allow> const { %s }\n", strings.Join(cidrs, ", "))
+	if len(e.Allow) > 0 {
+		fmt.Fprintf(&b, "table <allow> const { %s }\n", joinPrefixes(e.Allow))
 		fmt.Fprintf(&b, "pass out quick inet from %s to <allow> keep state\n", addr)
 	}
+	if e.AllowAll {
+		if len(e.Deny) > 0 {
+			fmt.Fprintf(&b, "table <deny> const { %s }\n", joinPrefixes(e.Deny))
+			fmt.Fprintf(&b, "block drop quick inet from %s to <deny>\n", addr)
+		}
+		fmt.Fprintf(&b, "pass out quick inet from %s to any keep state\n", addr)
+		return b.Bytes()
+	}
 	fmt.Fprintf(&b, "block drop quick inet from %s to any\n", addr)
-	fmt.Fprintf(&b, "block drop quick inet6 from any to any\n")
 	return b.Bytes()
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.Masked().String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // pkillCmd signals every process of jail jid (sig: STOP, CONT, KILL).

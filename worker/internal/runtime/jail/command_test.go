@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"fleetbox.dev/worker/internal/runtime"
 )
 
 func TestJailCreateWithoutAddress(t *testing.T) {
@@ -23,10 +25,48 @@ func TestRctlAddSkipsZeroLimits(t *testing.T) {
 	}
 }
 
-func TestPFRulesDenyAll(t *testing.T) {
-	got := string(pfRules("a", netip.MustParseAddr("10.0.0.2"), nil))
-	if strings.Contains(got, "<allow>") || !strings.Contains(got, "block drop quick inet from 10.0.0.2 to any") {
-		t.Errorf("rules:\n%s", got)
+func TestPFRules(t *testing.T) {
+	addr := netip.MustParseAddr("10.0.0.2")
+	p := func(s ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, x := range s {
+			out = append(out, netip.MustParsePrefix(x))
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		e    runtime.Egress
+		want []string // the rules after the comment line, in order
+	}{
+		{"deny all", runtime.Egress{}, []string{
+			"pass quick inet from 10.0.0.2 to 10.0.0.2",
+			"block drop quick inet from 10.0.0.2 to any",
+		}},
+		{"allow list", runtime.Egress{Allow: p("198.51.100.7/32", "203.0.113.9/24")}, []string{
+			"pass quick inet from 10.0.0.2 to 10.0.0.2",
+			"table <allow> const { 198.51.100.7/32, 203.0.113.0/24 }",
+			"pass out quick inet from 10.0.0.2 to <allow> keep state",
+			"block drop quick inet from 10.0.0.2 to any",
+		}},
+		{"allow all but a deny list, allow wins", runtime.Egress{AllowAll: true, Allow: p("10.9.9.9/32"), Deny: p("10.0.0.0/8")}, []string{
+			"pass quick inet from 10.0.0.2 to 10.0.0.2",
+			"table <allow> const { 10.9.9.9/32 }",
+			"pass out quick inet from 10.0.0.2 to <allow> keep state",
+			"table <deny> const { 10.0.0.0/8 }",
+			"block drop quick inet from 10.0.0.2 to <deny>",
+			"pass out quick inet from 10.0.0.2 to any keep state",
+		}},
+	} {
+		lines := strings.Split(strings.TrimSpace(string(pfRules("a", addr, tt.e))), "\n")
+		if !strings.HasPrefix(lines[0], "# fleetbox sandbox a: ") || strings.Join(lines[1:], "\n") != strings.Join(tt.want, "\n") {
+			t.Errorf("%s: rules\n%s", tt.name, strings.Join(lines, "\n"))
+		}
+		for _, l := range lines[1:] { // every rule is about the jail's own address: other traffic is never touched
+			if !strings.HasPrefix(l, "table ") && !strings.Contains(l, "from 10.0.0.2 ") {
+				t.Errorf("%s: rule %q matches traffic that is not the jail's", tt.name, l)
+			}
+		}
 	}
 }
 

@@ -91,7 +91,7 @@ func TestPauseResume(t *testing.T) {
 
 func TestSetEgressAndUsage(t *testing.T) {
 	sb, rec, _ := created(t, true)
-	if err := sb.SetEgress(t.Context(), []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32"), netip.MustParsePrefix("203.0.113.0/24")}); err != nil {
+	if err := sb.SetEgress(t.Context(), runtime.Egress{Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32"), netip.MustParsePrefix("203.0.113.0/24")}}); err != nil {
 		t.Fatal(err)
 	}
 	checkLines(t, rec, []string{"pfctl -a sbx/abc -f -"})
@@ -260,5 +260,28 @@ func TestAddressesAreDistinctAndReused(t *testing.T) {
 	}
 	if _, err := small.allocAddr("y"); err == nil {
 		t.Error("/30 gave two jail addresses")
+	}
+}
+
+// A create's egress policy is what the anchor gets; without one, the configured allow list.
+func TestCreateEgress(t *testing.T) {
+	rec := (&executor.Recorder{}).On("jail -i -c", jailStarted)
+	r, _ := newTestRuntime(t, rec, true)
+	spec := testSpec
+	spec.Egress = &runtime.Egress{AllowAll: true, Deny: []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16")}}
+	if _, err := r.Create(t.Context(), spec); err != nil {
+		t.Fatal(err)
+	}
+	var rules string
+	for _, c := range rec.Calls() {
+		if strings.HasPrefix(strings.Join(c.Argv, " "), "pfctl -a sbx/abc -f -") {
+			rules = c.Stdin
+		}
+	}
+	if !strings.Contains(rules, "block drop quick inet from 10.77.0.2 to <deny>") || !strings.Contains(rules, "pass out quick inet from 10.77.0.2 to any keep state") {
+		t.Fatalf("anchor rules:\n%s", rules)
+	}
+	if !r.Capabilities().Egress {
+		t.Fatal("the jail runtime does not advertise egress policies")
 	}
 }

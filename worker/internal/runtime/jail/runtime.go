@@ -241,7 +241,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (runtime.Sandbo
 		addr:     addr,
 		lim:      r.limitsFor(spec),
 		snapshot: spec.Snapshot,
-		allow:    slices.Clone(r.cfg.EgressAllow),
+		egress:   r.egressFor(spec),
 		env:      sandboxEnv(spec.ID, spec.EnvVars),
 		log:      r.log.With(logkey.SandboxID, spec.ID),
 	}
@@ -285,7 +285,15 @@ func (r *Runtime) freeAddr(a netip.Addr) {
 	delete(r.addrs, a)
 }
 
-// Capabilities: a jail has its own root and is a security boundary.
+// Capabilities: a jail has its own root, is a security boundary and has its own egress policy.
 func (r *Runtime) Capabilities() runtime.Capabilities {
-	return runtime.Capabilities{OwnRoot: true, Isolated: true}
+	return runtime.Capabilities{OwnRoot: true, Isolated: true, Egress: true}
+}
+
+// egressFor is a new sandbox's egress policy: the spec's, or the configured allow list.
+func (r *Runtime) egressFor(spec runtime.Spec) runtime.Egress {
+	if spec.Egress != nil {
+		return cloneEgress(*spec.Egress)
+	}
+	return runtime.Egress{Allow: slices.Clone(r.cfg.EgressAllow)}
 }

@@ -90,7 +90,7 @@ var (
 	rmTreeLines  = []string{"chflags -R 0 {data}/sandboxes/abc", "rm -rf {data}/sandboxes/abc"}
 	createZFS    = slices.Concat([]string{cloneLine, jailLine}, rctlLines, []string{pfLoadLine})
 	teardownZFS  = []string{pfFlushLine, rctlRmLine, jailRmLine, devfsLine, destroyLine}
-	wantPFRules  = "# fleetbox sandbox abc: deny all egress except the allow list\npass quick inet from 10.77.0.2 to 10.77.0.2\ntable <allow> const { 192.0.2.0/24 }\npass out quick inet from 10.77.0.2 to <allow> keep state\nblock drop quick inet from 10.77.0.2 to any\nblock drop quick inet6 from any to any\n"
+	wantPFRules  = "# fleetbox sandbox abc: deny all egress except the allow list\npass quick inet from 10.77.0.2 to 10.77.0.2\ntable <allow> const { 192.0.2.0/24 }\npass out quick inet from 10.77.0.2 to <allow> keep state\nblock drop quick inet from 10.77.0.2 to any\n"
 	jailStarted  = executor.Result{Stdout: "7\n"}
 	failedResult = executor.Result{Err: &executor.ExitError{Code: 1, Stderr: "boom"}}
 )

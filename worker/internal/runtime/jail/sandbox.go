@@ -40,7 +40,7 @@ type Sandbox struct {
 
 	mu        sync.Mutex
 	jid       int
-	allow     []netip.Prefix
+	egress    runtime.Egress
 	destroyed bool // Destroy started: no process may start any more
 	removed   bool // Destroy finished
 }
@@ -138,7 +138,7 @@ func (s *Sandbox) create(ctx context.Context, spec runtime.Spec) error {
 		}
 	}
 	done.Anchor = true
-	if _, err := r.run(ctx, pfLoadCmd(n.Anchor), pfRules(s.id, s.addr, s.allow)); err != nil {
+	if _, err := r.run(ctx, pfLoadCmd(n.Anchor), pfRules(s.id, s.addr, s.egress)); err != nil {
 		return errors.Join(fmt.Errorf("load egress policy: %w", err), r.undo(ctx, n, done))
 	}
 	return nil
@@ -313,18 +313,22 @@ func (s *Sandbox) signal(ctx context.Context, sig string) error {
 	return nil
 }
 
-// SetEgress replaces the sandbox's egress allow list, live.
-func (s *Sandbox) SetEgress(ctx context.Context, allow []netip.Prefix) error {
+// SetEgress replaces the sandbox's egress policy, live.
+func (s *Sandbox) SetEgress(ctx context.Context, e runtime.Egress) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.destroyed {
 		return fmt.Errorf("set egress of %s: %w", s.id, runtime.ErrDestroyed)
 	}
-	if _, err := s.rt.run(ctx, pfLoadCmd(s.n.Anchor), pfRules(s.id, s.addr, allow)); err != nil {
+	if _, err := s.rt.run(ctx, pfLoadCmd(s.n.Anchor), pfRules(s.id, s.addr, e)); err != nil {
 		return fmt.Errorf("set egress of %s: %w", s.id, err)
 	}
-	s.allow = slices.Clone(allow)
+	s.egress = cloneEgress(e)
 	return nil
+}
+
+func cloneEgress(e runtime.Egress) runtime.Egress {
+	return runtime.Egress{AllowAll: e.AllowAll, Allow: slices.Clone(e.Allow), Deny: slices.Clone(e.Deny)}
 }
 
 // Usage returns the jail's resource usage as rctl counts it (memoryuse: resident bytes, maxproc:

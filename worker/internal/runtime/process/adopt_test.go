@@ -36,9 +36,9 @@ func TestAdopt(t *testing.T) {
 	}
 	go func() { _ = cmd.Wait() }()
 	runtimetest.Eventually(t, func() bool {
-		_, err := os.Stat(filepath.Join(old.Root(), "home/user/f"))
-		return err == nil
-	}, "command did not run")
+		b, _ := os.ReadFile(filepath.Join(old.Root(), "home/user/f"))
+		return string(b) == "kept\n"
+	}, "command did not write its file")
 
 	restarted := newRuntime(t, dir)
 	adopted, err := restarted.Adopt(t.Context(), runtime.Spec{ID: id, EnvVars: map[string]string{"FOO": "bar"}})
