@@ -1,6 +1,6 @@
 #!/bin/sh
 # Smoke test an operator runs on a real FreeBSD worker host: drives the whole path through the API
-# (create, run_code, pause, resume, snapshot, a sandbox from the snapshot, kill) and checks on the host that the jail runtime's objects appear and are gone
+# (create, run_code, pause, resume, snapshot, a sandbox from the snapshot, metrics, egress policy, kill) and checks on the host that the jail runtime's objects appear and are gone
 # afterwards (jail, ZFS clone, rctl rules, pf anchor). It prints PASS, FAIL or SKIP per step and exits
 # non-zero if anything failed. Needs curl and jq (pkg install curl jq), root for the host checks.
 #
@@ -149,6 +149,29 @@ if [ -n "$snap" ]; then
 	if [ "$(id -u)" -eq 0 ]; then
 		if zfs list -H "$snapshot_dataset/$snap" >/dev/null 2>&1; then fail "dataset $snapshot_dataset/$snap absent"; else pass "dataset $snapshot_dataset/$snap absent"; fi
 	fi
+fi
+
+out=$(api GET "/sandboxes/$id/metrics")
+if [ "$(echo "$out" | head -1)" = 200 ] && [ "$(echo "$out" | tail -n +2 | jq '.[-1].memUsed > 0' 2>/dev/null)" = true ]; then
+	pass "metrics"
+else
+	fail "metrics" "$out"
+fi
+
+# Egress: the sandbox reaches 1.1.1.1:53 only while its policy allows it (needs the host to reach it).
+probe='import socket
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect(("1.1.1.1", 53)); print("egress-open")
+except OSError as e:
+    print("egress-closed", e)'
+if nc -z -w 3 1.1.1.1 53 >/dev/null 2>&1; then
+	api PUT "/sandboxes/$id/network" '{"allow_internet_access":false}' | head -1 | grep -qx 204 || fail "network policy: deny all"
+	if run_code "$id" "$probe" | grep -q egress-closed; then pass "egress denied by policy"; else fail "egress denied by policy"; fi
+	api PUT "/sandboxes/$id/network" '{"allow_internet_access":false,"allowOut":["1.1.1.1/32"]}' | head -1 | grep -qx 204 || fail "network policy: allow 1.1.1.1"
+	if run_code "$id" "$probe" | grep -q egress-open; then pass "egress allowed by policy, live"; else fail "egress allowed by policy, live"; fi
+else
+	skip "egress policy" "this host cannot reach 1.1.1.1:53 itself"
 fi
 
 if curl -fsS -X DELETE "$api/sandboxes/$id" -H "X-API-Key: $E2B_API_KEY" >/dev/null; then pass "kill"; else fail "kill"; fi
