@@ -47,3 +47,7 @@ func (e Egress) Validate() error {
 	}
 	return nil
 }
+
+// Restricts reports whether e blocks anything: a policy that allows every destination and denies none
+// needs no enforcement.
+func (e Egress) Restricts() bool { return !e.AllowAll || len(e.Deny) > 0 }

@@ -30,7 +30,7 @@ func (d Deps) setNetwork(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, d.Log, err)
 		return
 	}
-	if egress == nil { // no restriction: everything allowed
+	if egress == nil { // omitted fields clear: everything allowed
 		egress = &schema.Egress{AllowAll: true}
 	}
 	if _, err := d.Sandboxes.SetNetwork(r.Context(), id, *egress); err != nil {
@@ -41,8 +41,9 @@ func (d Deps) setNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 // egressOf is the egress policy of allow_internet_access and a network config: every destination but
-// denyOut unless internet access is off, allowOut always; nil when nothing is restricted. Entries must be
-// IPv4 addresses or CIDRs; the network features beyond egress lists are refused.
+// denyOut unless internet access is off, allowOut always; nil when the request says nothing (the worker's
+// default then applies). Entries must be IPv4 addresses or CIDRs; the network features beyond egress lists
+// are refused.
 func egressOf(allowInternet *bool, n *e2b.NetworkConfig) (*schema.Egress, error) {
 	e := schema.Egress{AllowAll: allowInternet == nil || *allowInternet}
 	if n != nil {
@@ -56,7 +57,7 @@ func egressOf(allowInternet *bool, n *e2b.NetworkConfig) (*schema.Egress, error)
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	if e.AllowAll && len(e.Allow) == 0 && len(e.Deny) == 0 {
+	if allowInternet == nil && (n == nil || len(n.AllowOut)+len(n.DenyOut) == 0) {
 		return nil, nil
 	}
 	return &e, nil

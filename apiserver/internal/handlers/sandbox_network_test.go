@@ -25,7 +25,7 @@ func TestEgressOf(t *testing.T) {
 		wantCode int
 	}{
 		{name: "nothing asked"},
-		{name: "internet on", internet: &tr},
+		{name: "internet on", internet: &tr, want: &schema.Egress{AllowAll: true}},
 		{name: "internet off", internet: &f, want: &schema.Egress{}},
 		{name: "off with exceptions", internet: &f, network: &e2b.NetworkConfig{AllowOut: []string{"1.1.1.1"}}, want: &schema.Egress{Allow: []string{"1.1.1.1"}}},
 		{name: "deny list", network: &e2b.NetworkConfig{DenyOut: []string{"10.0.0.0/8"}}, want: &schema.Egress{AllowAll: true, Deny: []string{"10.0.0.0/8"}}},

@@ -94,7 +94,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (schema.Record, er
 	if p.AutoPause {
 		rec.OnTimeout = "pause"
 	}
-	if p.Egress != nil {
+	if p.Egress != nil && p.Egress.Restricts() {
 		if err := s.egressEnforced(ctx); err != nil {
 			return schema.Record{}, err
 		}

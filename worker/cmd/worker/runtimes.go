@@ -58,7 +58,7 @@ func (f *runtimeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.jailInterface, "jail-interface", "lo1", "jail: interface carrying the jails' addresses")
 	fs.StringVar(&f.jailSubnet, "jail-subnet", "10.77.0.0/16", "jail: IPv4 subnet the jails' addresses come from")
 	fs.StringVar(&f.jailVNETBridge, "jail-vnet-bridge", "", "jail: give each jail its own network stack on an epair joined to this bridge (which holds the subnet's first address)")
-	fs.StringVar(&f.jailEgressAllow, "jail-egress-allow", "", "jail: comma-separated CIDRs new sandboxes may reach (empty: no egress)")
+	fs.StringVar(&f.jailEgressAllow, "jail-egress-allow", "0.0.0.0/0", "jail: comma-separated CIDRs that sandboxes whose create names no network policy may reach (default: everything, as in E2B; empty: nothing)")
 	fs.IntVar(&f.jailMaxProc, "jail-maxproc", 512, "jail: rctl limit on processes per sandbox (<0: none)")
 	fs.IntVar(&f.jailOpenFiles, "jail-openfiles", 8192, "jail: rctl limit on open files per sandbox (<0: none)")
 	fs.StringVar(&f.bhyveVMDataset, "bhyve-vm-dataset", "", "bhyve: ZFS file system the VMs' disks (zvol clones) are made under (e.g. zroot/fleetbox/vm)")

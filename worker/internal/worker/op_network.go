@@ -16,20 +16,23 @@ func (w *Worker) opNetwork(ctx context.Context, id string, req schema.NetworkReq
 	if err != nil {
 		return schema.Record{}, err
 	}
-	es, ok := sb.rt.(runtime.EgressSetter)
-	if !ok || !w.rt.Capabilities().Egress {
-		return schema.Record{}, errNoEgress(w.rt.Name())
-	}
 	e, err := runtimeEgress(req.Egress)
 	if err != nil {
 		return schema.Record{}, err
 	}
-	if err := es.SetEgress(ctx, e); err != nil {
-		if errors.Is(err, runtime.ErrDestroyed) {
-			return schema.Record{}, sandboxNotFound(id)
+	es, ok := sb.rt.(runtime.EgressSetter)
+	switch {
+	case ok && w.rt.Capabilities().Egress:
+		if err := es.SetEgress(ctx, e); err != nil {
+			if errors.Is(err, runtime.ErrDestroyed) {
+				return schema.Record{}, sandboxNotFound(id)
+			}
+			return schema.Record{}, fmt.Errorf("network of %s: %w", id, err)
 		}
-		return schema.Record{}, fmt.Errorf("network of %s: %w", id, err)
+	case req.Egress.Restricts():
+		return schema.Record{}, errNoEgress(w.rt.Name())
 	}
+	// (A runtime without policies has nothing to do for one that allows everything.)
 	rec, _, err := w.bus.UpdateRecord(ctx, id, func(cur schema.Record) (schema.Record, error) {
 		if cur.Worker != w.id || !cur.State.Live() {
 			return cur, schema.Errorf(http.StatusConflict, "sandbox %s is %s", id, cur.State)

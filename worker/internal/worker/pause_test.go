@@ -257,6 +257,22 @@ func TestEgressRefusedByTheProcessRuntime(t *testing.T) {
 		t.Fatalf("reason %q", failed.Reason)
 	}
 	running := h.createRunning(t)
-	_, err := op[schema.Record](t, h.bus.NC, running, schema.OpNetwork, schema.NetworkRequest{Egress: schema.Egress{AllowAll: true}})
+	_, err := op[schema.Record](t, h.bus.NC, running, schema.OpNetwork, schema.NetworkRequest{Egress: schema.Egress{AllowAll: true, Deny: []string{"10.0.0.0/8"}}})
 	wantCode(t, err, http.StatusNotImplemented, "-runtime jail")
+	// A policy that allows everything needs no enforcement: accepted and recorded.
+	changed, err := op[schema.Record](t, h.bus.NC, running, schema.OpNetwork, schema.NetworkRequest{Egress: schema.Egress{AllowAll: true}})
+	if err != nil || changed.Egress == nil || !changed.Egress.AllowAll {
+		t.Fatalf("allow-all policy: %+v, %v", changed.Egress, err)
+	}
+	// And so is a create that asks for internet access (the Python SDK's default).
+	open := schema.NewSandboxID()
+	rec = schema.Record{
+		ID: open, TemplateID: "base", State: schema.StatePending, EnvdVersion: schema.EnvdVersion,
+		Egress: &schema.Egress{AllowAll: true}, CreatedAt: time.Now().UTC(), EndAt: time.Now().Add(time.Hour),
+	}
+	if _, err := h.bus.CreateRecord(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	h.publishCreate(t, open, open)
+	h.waitState(t, open, schema.StateRunning)
 }
