@@ -199,7 +199,7 @@ func Start(ctx context.Context, cfg Config) (*Kernel, error) {
 			return nil, fmt.Errorf("kernel: start: expected ready event, got %.200q", line)
 		}
 		if ready.Pid != pid {
-			k.log.Warn("kernel reports a different pid (wrapped command?)", "reported_pid", ready.Pid)
+			k.log.Debug("kernel reports a different pid (a wrapped command, such as a VM's agent client)", "reported_pid", ready.Pid)
 		}
 	case <-ctx.Done():
 		k.Close()
