@@ -12,9 +12,6 @@ import (
 	"fleetbox.dev/worker/internal/runtime"
 )
 
-// maxLinks bounds symlink resolution, as the kernel's ELOOP does.
-const maxLinks = 40
-
 // HostPath maps a sandbox path to a host path under the sandbox's root. The existing part of the path is
 // resolved component by component, following symlinks the way the sandbox's processes would (an absolute
 // target is a host path, since there is no chroot), so a link that points out of the root is refused
@@ -68,7 +65,7 @@ func resolve(root string, parts []string) (string, error) {
 			cur = next
 			continue
 		}
-		if links++; links > maxLinks {
+		if links++; links > runtime.MaxLinks {
 			return "", errors.New("too many levels of symbolic links")
 		}
 		target, err := os.Readlink(next)
