@@ -23,6 +23,8 @@ type Record struct {
 	// Snapshot is the snapshot the sandbox was made from (its TemplateID is the snapshot's template); the
 	// create is then placed on the worker holding it.
 	Snapshot string `json:"snapshot,omitempty"`
+	// ForkOf is the sandbox this one was forked from (through a snapshot that the fork then deleted).
+	ForkOf string `json:"forkOf,omitempty"`
 	// PausedAt is when the sandbox was last paused (zero while it runs).
 	PausedAt time.Time `json:"pausedAt,omitzero"`
 	// Egress is the sandbox's outbound network policy; nil: the runtime's default (no policy was asked for).

@@ -62,7 +62,7 @@ func networkOf(e *schema.Egress) *e2b.NetworkConfig {
 // templateOf is the templateID clients see: the snapshot a sandbox was made from (its id, as E2B shows
 // the snapshot template's id), else its template.
 func templateOf(r schema.Record) string {
-	if r.Snapshot != "" {
+	if r.Snapshot != "" && r.ForkOf == "" { // a fork's snapshot is gone: it shows its source's template
 		return r.Snapshot
 	}
 	return r.TemplateID

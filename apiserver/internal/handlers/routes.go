@@ -47,6 +47,7 @@ func Routes(d Deps) chi.Router {
 		r.Put("/sandboxes/{sandboxID}/network", d.setNetwork)
 		r.Post("/sandboxes/{sandboxID}/resume", d.resumeSandbox)
 		r.Post("/sandboxes/{sandboxID}/snapshots", d.createSnapshot)
+		r.Post("/sandboxes/{sandboxID}/fork", d.forkSandbox)
 		r.Get("/snapshots", d.listSnapshots)
 		r.Delete("/templates/{templateID}", d.deleteTemplate)
 	})

@@ -81,14 +81,18 @@ func Write(w http.ResponseWriter, status int, v any) {
 // Error sends err as E2B's error body. Errors that are not *schema.Error are 500s; their detail is
 // logged, and the client gets the wrapped message too (it names the failing step, never a secret).
 func Error(w http.ResponseWriter, log *slog.Logger, err error) {
-	code := schema.CodeOf(err)
-	msg := err.Error()
+	e := AsError(err)
+	if e.Code >= 500 && log != nil {
+		log.Error("request failed", "status", e.Code, "error", err)
+	}
+	Write(w, e.Code, e2b.Error{Code: e.Code, Message: e.Message})
+}
+
+// AsError is err as E2B's error body: its status (500 unless it is a *schema.Error) and message.
+func AsError(err error) *schema.Error {
 	var se *schema.Error
 	if errors.As(err, &se) {
-		msg = se.Message
+		return &schema.Error{Code: se.Code, Message: se.Message}
 	}
-	if code >= 500 && log != nil {
-		log.Error("request failed", "status", code, "error", err)
-	}
-	Write(w, code, e2b.Error{Code: code, Message: msg})
+	return &schema.Error{Code: schema.CodeOf(err), Message: err.Error()}
 }

@@ -67,6 +67,8 @@ type CreateParams struct {
 	AllowInternet *bool
 	// Egress is the sandbox's egress policy (nil: none asked for).
 	Egress *schema.Egress
+	// ForkOf is the sandbox a fork copies (TemplateRef then names the fork's snapshot of it).
+	ForkOf string
 }
 
 // Create starts a sandbox and waits until a worker reports it running. A sandbox of a built-in template
@@ -113,6 +115,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (schema.Record, er
 			return schema.Record{}, err
 		}
 		fromSnapshot(&rec, snap, p.EnvVars)
+		rec.ForkOf = p.ForkOf
 		start = func(ctx context.Context, id string) error { return s.place(ctx, id, p.TemplateRef, snap) }
 	}
 	log := s.Log.With("sandbox_id", rec.ID)

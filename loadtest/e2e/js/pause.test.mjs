@@ -173,3 +173,19 @@ test('snapshots: create, create sandboxes from it, list, delete', { timeout: TES
   // Sandboxes already made from a snapshot live on without it.
   assert.equal(await child.files.read('/home/user/snap.txt'), 'in the snapshot')
 })
+
+test('fork: new sandboxes with a copy of the files, the source untouched', { timeout: TEST_TIMEOUT }, async () => {
+  const sbx = track(await Sandbox.create())
+  await sbx.files.write('/home/user/forked.txt', 'from the source')
+  const forks = await sbx.fork({ count: 2 })
+  assert.equal(forks.length, 2)
+  for (const f of forks) {
+    assert.ok(f instanceof Sandbox, describe(f))
+    track(f)
+    assert.notEqual(f.sandboxId, sbx.sandboxId)
+    assert.equal(await f.files.read('/home/user/forked.txt'), 'from the source')
+    await f.files.write('/home/user/forked.txt', `changed in ${f.sandboxId}`)
+  }
+  assert.equal(await sbx.files.read('/home/user/forked.txt'), 'from the source')
+  assert.equal((await Sandbox.getInfo(forks[0].sandboxId)).templateId, (await Sandbox.getInfo(sbx.sandboxId)).templateId)
+})

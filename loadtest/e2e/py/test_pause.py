@@ -170,3 +170,16 @@ def test_snapshot_create_from_list_delete(tracker, snapshots):
     with pytest.raises(Exception):
         BaseSandbox.create(snap.snapshot_id)
     assert child.files.read("/home/user/snap.txt") == "in the snapshot"
+
+
+def test_fork(tracker):
+    sbx = tracker.add(BaseSandbox.create())
+    sbx.files.write("/home/user/forked.txt", "from the source")
+    forks = sbx.fork(count=2)
+    assert len(forks) == 2
+    for f in forks:
+        assert isinstance(f, BaseSandbox), f
+        tracker.add(f)
+        assert f.sandbox_id != sbx.sandbox_id
+        assert f.files.read("/home/user/forked.txt") == "from the source"
+    assert sbx.files.read("/home/user/forked.txt") == "from the source"
