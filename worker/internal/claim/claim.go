@@ -42,6 +42,9 @@ type Config struct {
 	// free slot), e.g. enough free memory; while it says no, the loop waits instead of fetching, so the
 	// command goes to a worker that can take it.
 	Admit func() error
+	// Accept, if set, says whether this worker can start the sandbox of a pending record (its runtime can
+	// enforce what the record asks for); a command it refuses is handed back for another worker.
+	Accept func(rec schema.Record) bool
 	// StartTimeout bounds one sandbox start (default 2 minutes).
 	StartTimeout time.Duration
 	Logger       *slog.Logger
@@ -163,7 +166,12 @@ func (l *Loop) Place(ctx context.Context, id string) error {
 			l.wg.Done()
 		}
 	}()
-	if !l.cfg.Slots.TryAcquire() {
+	// The loop holds a slot while it waits for a queued command and gives it back when none came: wait a
+	// little longer than one such fetch for a slot, so that a placed create can take the last one.
+	actx, cancel := context.WithTimeout(ctx, l.cfg.FetchWait+time.Second)
+	err := l.cfg.Slots.Acquire(actx)
+	cancel()
+	if err != nil {
 		return schema.Errorf(http.StatusServiceUnavailable, "worker %s has no free slot", l.cfg.WorkerID)
 	}
 	if l.cfg.Admit != nil {
@@ -175,6 +183,8 @@ func (l *Loop) Place(ctx context.Context, id string) error {
 	rec, rev, ok, err := l.claim(ctx, id)
 	if errors.Is(err, errNoRecord) {
 		err = schema.Errorf(http.StatusNotFound, "sandbox %s has no record", id)
+	} else if errors.Is(err, errNotForMe) {
+		err = schema.Errorf(http.StatusConflict, "sandbox %s needs what worker %s cannot give", id, l.cfg.WorkerID)
 	} else if err == nil && !ok {
 		err = schema.Errorf(http.StatusConflict, "sandbox %s is not pending", id)
 	}
@@ -250,6 +260,11 @@ func (l *Loop) handle(msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
+	if errors.Is(err, errNotForMe) {
+		// Another worker of the fleet can (the apiserver checked that one exists): hand it back.
+		_ = msg.NakWithDelay(notForMeDelay)
+		return
+	}
 	if errors.Is(err, errOwnerAlive) {
 		// Another live worker is still starting it (this is a redelivery after its ack wait): look again
 		// later; its ack ends the redeliveries, its death lets us take over.
@@ -277,6 +292,12 @@ func (l *Loop) handle(msg jetstream.Msg) {
 	}
 	l.ack(ctx, msg, log)
 }
+
+// errNotForMe means Config.Accept refused the record.
+var errNotForMe = errors.New("not for this worker")
+
+// notForMeDelay is how long a refused command waits before it is delivered again (to any worker).
+const notForMeDelay = 200 * time.Millisecond
 
 // errOwnerAlive means another live worker holds the claim of a redelivered command.
 var errOwnerAlive = errors.New("claimed by a live worker")
@@ -314,6 +335,9 @@ func (l *Loop) claim(ctx context.Context, id string) (rec schema.Record, rev uin
 		var next schema.Record
 		switch {
 		case cur.State == schema.StatePending:
+			if l.cfg.Accept != nil && !l.cfg.Accept(cur) {
+				return rec, 0, false, errNotForMe
+			}
 			if next, err = cur.Transition(schema.StateStarting, ""); err != nil {
 				return rec, 0, false, err
 			}

@@ -13,6 +13,9 @@ import (
 	"fleetbox.dev/worker/internal/runtime"
 )
 
+// snapshotTimeout bounds one capture (the apiserver waits as long: lifecycle.Service.SnapshotTimeout).
+const snapshotTimeout = 5 * time.Minute
+
 // opSnapshot captures a sandbox's file system as a snapshot held by this worker and records it in the
 // snapshots bucket. A running sandbox is paused for the capture (so no process writes meanwhile) and
 // continues after it; a paused one stays paused.
@@ -32,17 +35,22 @@ func (w *Worker) opSnapshot(ctx context.Context, id string, req schema.SnapshotR
 	if err != nil {
 		return schema.Snapshot{}, fmt.Errorf("snapshot %s: %w", id, err)
 	}
+	// The capture may outlast the operation timeout of the bus (a large sandbox, a zfs send): it has its
+	// own bound, as long as the apiserver waits for it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snapshotTimeout)
+	defer cancel()
 	sb.lifeMu.Lock()
 	defer sb.lifeMu.Unlock()
 	if p, ok := sb.rt.(runtime.Pauser); ok && !sb.isPaused() {
-		if err := p.Pause(ctx); err != nil {
-			return schema.Snapshot{}, fmt.Errorf("snapshot %s: pause for the capture: %w", id, err)
-		}
+		// Resumed however the pause ends: a pause that failed half-way leaves processes stopped.
 		defer func() {
 			if err := p.Resume(context.WithoutCancel(ctx)); err != nil {
 				sb.log.Error("resume after snapshot", logkey.Error, err)
 			}
 		}()
+		if err := p.Pause(ctx); err != nil {
+			return schema.Snapshot{}, fmt.Errorf("snapshot %s: pause for the capture: %w", id, err)
+		}
 	}
 	if err := snap.Snapshot(ctx, req.ID); err != nil {
 		if errors.Is(err, runtime.ErrExists) {

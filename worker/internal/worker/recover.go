@@ -88,6 +88,14 @@ func (w *Worker) adopt(ctx context.Context, a runtime.Adopter, rec schema.Record
 		w.slots.Release()
 		return err
 	}
+	// The record may have ended while the sandbox was being adopted (the reaper, a kill): it is not served
+	// then. A kill ends the record if it has not ended, and gives the slot back.
+	if cur, _, err := w.bus.GetRecord(ctx, rec.ID); err == nil && (cur.Worker != w.id || !cur.State.Live()) {
+		if kerr := w.kill(ctx, rec.ID, schema.ReasonWorkerRestarted); kerr != nil {
+			sb.log.Warn("remove a sandbox whose record ended during adoption", logkey.Error, kerr)
+		}
+		return fmt.Errorf("record is %s (worker %q) after adoption", cur.State, cur.Worker)
+	}
 	w.armTimer(sb, rec.EndAt)
 	sb.log.Info("adopted sandbox of an earlier run", "state", rec.State, "end_at", rec.EndAt)
 	return nil

@@ -180,11 +180,13 @@ func (w *Worker) Run(ctx context.Context) error {
 			defer z.Close()
 		}
 	}
-	if err := w.recoverLeftovers(ctx); err != nil {
-		return fmt.Errorf("worker %s: recover: %w", w.id, err)
-	}
+	// Beat first: recovery can take a while, and a worker without a heartbeat has its sandboxes (the ones
+	// it is about to adopt) declared lost.
 	if err := w.heartbeat(ctx); err != nil {
 		w.log.Warn("first heartbeat failed; will retry", logkey.Error, err)
+	}
+	if err := w.recoverLeftovers(ctx); err != nil {
+		return fmt.Errorf("worker %s: recover: %w", w.id, err)
 	}
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	hbDone := make(chan struct{})
@@ -194,7 +196,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	loop := claim.New(claim.Config{
 		Bus: w.bus, WorkerID: w.id, Slots: w.slots, Start: w.start, FetchWait: w.cfg.FetchWait, Logger: w.log,
-		Admit: w.admit,
+		Admit: w.admit, Accept: w.accepts,
 	})
 	w.mu.Lock()
 	w.loop = loop
@@ -235,6 +237,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker stopped")
 	return nil
+}
+
+// accepts tells the claim loop whether this worker can start rec's sandbox: a network policy that blocks
+// anything needs a runtime that enforces it.
+func (w *Worker) accepts(rec schema.Record) bool {
+	return rec.Egress == nil || !rec.Egress.Restricts() || w.rt.Capabilities().Egress
 }
 
 // admit tells the claim loop whether the host has room for one more sandbox beyond the free slot.
