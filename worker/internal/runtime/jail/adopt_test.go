@@ -49,7 +49,7 @@ func TestAdopt(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLines(t, rec, expand(data,
-		"pfctl -a sbx/keep -F all", "rctl -r jail:sbx-keep", "jail -r sbx-keep", "mount -p -t devfs", "zfs destroy -r tank/fb/sbx/keep",
+		"pkill -KILL -j 3", "jail -r sbx-keep", "pfctl -a sbx/keep -F all", "rctl -r jail:sbx-keep", "mount -p -t devfs", "zfs destroy -r tank/fb/sbx/keep",
 	))
 
 	for _, tt := range []struct{ id, want string }{

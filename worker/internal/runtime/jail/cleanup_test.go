@@ -32,7 +32,7 @@ func TestCleanupZFS(t *testing.T) {
 		"pfctl -a sbx -s Anchors",
 		// sorted by id: anchor, old, orphan, rules
 		"pfctl -a sbx/anchor -F all",
-		"pfctl -a sbx/old -F all", "rctl -r jail:sbx-old", "jail -r sbx-old", "mount -p -t devfs", "zfs destroy -r tank/fb/sbx/old",
+		"jail -r sbx-old", "pfctl -a sbx/old -F all", "rctl -r jail:sbx-old", "mount -p -t devfs", "zfs destroy -r tank/fb/sbx/old",
 		"mount -p -t devfs", "zfs destroy -r tank/fb/sbx/orphan",
 		"rctl -r jail:sbx-rules",
 		"zfs list -H -o name -t filesystem -d 1 tank/fb/snap", // deleted snapshots waiting for their clones

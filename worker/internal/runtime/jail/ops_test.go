@@ -171,14 +171,14 @@ func TestDestroyFailureRetries(t *testing.T) {
 	if err := sb.Destroy(t.Context()); err == nil || !strings.Contains(err.Error(), "remove jail") {
 		t.Fatalf("Destroy: %v, want remove jail error", err)
 	}
-	checkLines(t, rec, expand(data, teardownZFS...))
+	checkLines(t, rec, expand(data, destroyZFS...))
 	rec.Reset()
 	// Already removed objects ("not found") are not errors on the retry.
 	rec.On("jail -r", executor.Result{Err: &executor.ExitError{Code: 1, Stderr: `jail: "sbx-abc" not found`}})
 	if err := sb.Destroy(t.Context()); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	checkLines(t, rec, expand(data, teardownZFS...))
+	checkLines(t, rec, expand(data, destroyZFS...))
 }
 
 func TestCreateRefuses(t *testing.T) {

@@ -10,8 +10,8 @@
 //	rctl -a jail:<prefix>-<id>:memoryuse:sigkill=<n>m   (then maxproc, openfiles, pcpu: deny)
 //	pfctl -a <prefix>/<id> -f -                      (deny all egress but the allow list, on stdin)
 //
-// Destroy: pfctl -F all on the anchor, rctl -r, jail -r (kills every process), umount its devfs if still
-// mounted, zfs destroy -r (or chflags + rm -rf). Pause is SIGSTOP to every process of the jail, repeated
+// Destroy: pkill -KILL -j <jid>, jail -r, pfctl -F all on the anchor, rctl -r (the policy and limits hold
+// until the last process is gone), umount its devfs if still mounted, zfs destroy -r (or chflags + rm -rf). Pause is SIGSTOP to every process of the jail, repeated
 // until ps shows them all stopped; Resume is SIGCONT. Snapshots outlive their sandboxes (snapshot.go):
 // `zfs snapshot`, then `zfs send | zfs recv` into <SnapshotDataset>/<name> (or a copy of the root into
 // DataDir/snapshots/<name>), and a sandbox made from one is a clone (or a copy) of it. Usage is

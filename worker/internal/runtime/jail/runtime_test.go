@@ -89,7 +89,9 @@ var (
 	destroyLine  = "zfs destroy -r tank/fb/sbx/abc"
 	rmTreeLines  = []string{"chflags -R 0 {data}/sandboxes/abc", "rm -rf {data}/sandboxes/abc"}
 	createZFS    = slices.Concat([]string{cloneLine, jailLine}, rctlLines, []string{pfLoadLine})
-	teardownZFS  = []string{pfFlushLine, rctlRmLine, jailRmLine, devfsLine, destroyLine}
+	killLine     = "pkill -KILL -j 7"
+	teardownZFS  = []string{jailRmLine, pfFlushLine, rctlRmLine, devfsLine, destroyLine}
+	destroyZFS   = append([]string{killLine}, teardownZFS...)
 	wantPFRules  = "# fleetbox sandbox abc: deny all egress except the allow list\npass quick inet from 10.77.0.2 to 10.77.0.2\ntable <allow> const { 192.0.2.0/24 }\npass out quick inet from 10.77.0.2 to <allow> keep state\nblock drop quick inet from 10.77.0.2 to any\n"
 	jailStarted  = executor.Result{Stdout: "7\n"}
 	failedResult = executor.Result{Err: &executor.ExitError{Code: 1, Stderr: "boom"}}
@@ -117,7 +119,7 @@ func TestCreateAndDestroyZFS(t *testing.T) {
 	if err := sb.Destroy(t.Context()); err != nil {
 		t.Fatalf("second Destroy: %v", err)
 	}
-	checkLines(t, rec, expand(data, teardownZFS...))
+	checkLines(t, rec, expand(data, destroyZFS...))
 	if _, err := sb.Command(t.Context(), []string{"true"}, "", nil); !errors.Is(err, runtime.ErrDestroyed) {
 		t.Errorf("Command after Destroy: %v", err)
 	}
@@ -140,7 +142,7 @@ func TestCreateAndDestroyCopy(t *testing.T) {
 	if err := sb.Destroy(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkLines(t, rec, expand(data, slices.Concat([]string{pfFlushLine, rctlRmLine, jailRmLine, devfsLine}, rmTreeLines)...))
+	checkLines(t, rec, expand(data, slices.Concat([]string{killLine, jailRmLine, pfFlushLine, rctlRmLine, devfsLine}, rmTreeLines)...))
 }
 
 // hookExec runs a hook before recording each command (to make the files a real command would make).
@@ -199,7 +201,7 @@ func TestCreateFailures(t *testing.T) {
 			script: func(r *executor.Recorder, _ string) {
 				r.On("jail -i -c", jailStarted).On("rctl -a jail:sbx-abc:openfiles:deny=8192", failedResult)
 			},
-			want: slices.Concat([]string{cloneLine, jailLine}, rctlLines[:3], []string{rctlRmLine, jailRmLine, devfsLine, destroyLine}),
+			want: slices.Concat([]string{cloneLine, jailLine}, rctlLines[:3], []string{jailRmLine, rctlRmLine, devfsLine, destroyLine}),
 		},
 		{
 			name: "pf fails: everything undone in reverse",

@@ -255,6 +255,13 @@ func (s *Sandbox) Destroy(ctx context.Context) error {
 		return nil
 	}
 	s.destroyed = true
+	// SIGKILL first: jail -r would send SIGTERM and wait out stop.timeout for processes that ignore it, or
+	// that cannot act on it because the sandbox is paused (SIGKILL ends stopped processes too).
+	if s.jid > 0 {
+		if _, err := s.rt.run(ctx, pkillCmd("KILL", s.jid), nil); err != nil && executor.ExitCode(err) != 1 {
+			s.log.Warn("kill the jail's processes before removing it", "error", err)
+		}
+	}
 	if err := s.rt.teardown(ctx, s.n, present{Anchor: true, Rules: true, Jail: true, Epair: s.epair, Root: true}); err != nil {
 		return fmt.Errorf("destroy %s: %w", s.id, err)
 	}

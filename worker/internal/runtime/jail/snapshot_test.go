@@ -396,7 +396,7 @@ func TestDestroyReapsDeletedSnapshots(t *testing.T) {
 	if err := sb.Destroy(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkLines(t, rec, expand(data, slices.Concat(teardownZFS, []string{
+	checkLines(t, rec, expand(data, slices.Concat(destroyZFS, []string{
 		snapListLine, "zfs destroy -r tank/fb/snap/s1-deleted-5", "zfs destroy -r tank/fb/snap/s3-deleted-6",
 	})...))
 
@@ -405,7 +405,7 @@ func TestDestroyReapsDeletedSnapshots(t *testing.T) {
 	if err := sb2.Destroy(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkLines(t, rec2, expand(data2, teardownZFS...))
+	checkLines(t, rec2, expand(data2, destroyZFS...))
 }
 
 func TestSnapshotDatasetConfig(t *testing.T) {

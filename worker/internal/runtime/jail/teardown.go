@@ -24,8 +24,8 @@ type present struct {
 	Root   bool   // the clone (or the copied directory)
 }
 
-// teardown removes what p names, in the reverse order of Create: the pf anchor, the rctl rules, the jail
-// (killing its processes), its epair, its devfs if still mounted, and the root file system. It goes on past failures
+// teardown removes what p names: the jail (killing its processes) while its pf anchor and rctl rules
+// still apply, then the anchor, the rules, its epair, its devfs if still mounted, and the root file system. It goes on past failures
 // and returns them joined, except that it never removes a root that still has devfs mounted in it.
 // Objects that are already gone are not an error.
 func (r *Runtime) teardown(ctx context.Context, n names, p present) error {
@@ -38,14 +38,15 @@ func (r *Runtime) teardown(ctx context.Context, n names, p present) error {
 		}
 		return nil
 	}
+	// The jail goes first: its egress policy and limits hold until its last process is gone.
+	if p.Jail {
+		_ = step("remove jail", jailRemoveCmd(n.Jail))
+	}
 	if p.Anchor {
 		_ = step("flush pf anchor", pfFlushCmd(n.Anchor))
 	}
 	if p.Rules {
 		_ = step("remove rctl rules", rctlRemoveCmd(n.Jail))
-	}
-	if p.Jail {
-		_ = step("remove jail", jailRemoveCmd(n.Jail))
 	}
 	if p.Epair != "" {
 		_ = step("destroy epair", epairDestroyCmd(p.Epair))

@@ -36,7 +36,7 @@ var (
 		"jexec sbx-abc route add default 10.77.0.1",
 	}
 	vnetCreate   = slices.Concat([]string{cloneLine}, epairLines, []string{vnetJailLine}, jexecLines, rctlLines, []string{pfLoadLine})
-	vnetTeardown = []string{pfFlushLine, rctlRmLine, jailRmLine, "ifconfig epair4a destroy", devfsLine, destroyLine}
+	vnetTeardown = []string{killLine, jailRmLine, pfFlushLine, rctlRmLine, "ifconfig epair4a destroy", devfsLine, destroyLine}
 	epairMade    = executor.Result{Stdout: "epair4a\n"}
 )
 
