@@ -20,6 +20,9 @@ func (w *Worker) opNetwork(ctx context.Context, id string, req schema.NetworkReq
 	if err != nil {
 		return schema.Record{}, err
 	}
+	// One change at a time, so that the policy enforced and the one recorded are the same.
+	sb.lifeMu.Lock()
+	defer sb.lifeMu.Unlock()
 	es, ok := sb.rt.(runtime.EgressSetter)
 	switch {
 	case ok && w.rt.Capabilities().Egress:
