@@ -223,8 +223,13 @@ func (s *Service) egressEnforced(ctx context.Context) error {
 		"no worker can enforce a network policy (allow_internet_access: false, allowOut, denyOut): that needs workers on the jail runtime")
 }
 
+// readTimeout bounds the reads of buckets that take more than one request (listings, lookups by name).
+const readTimeout = 10 * time.Second
+
 // Workers returns the heartbeats of the live workers.
 func (s *Service) Workers(ctx context.Context) ([]schema.WorkerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	keys, err := s.Bus.Workers.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)

@@ -55,6 +55,8 @@ func bareName(ref string) string {
 // FindSnapshot finds a snapshot by its id or one of its names. A reference E2B-style qualified with a
 // namespace or a tag (`team/name:tag`) finds the snapshot of the bare name when nothing has it whole.
 func (s *Service) FindSnapshot(ctx context.Context, ref string) (schema.Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	snap, err := s.Bus.GetSnapshot(ctx, ref)
 	if bare := bareName(ref); errors.Is(err, schema.ErrNotFound) && bare != ref && bare != "" {
 		snap, err = s.Bus.GetSnapshot(ctx, bare)
@@ -118,7 +120,9 @@ func (s *Service) ListSnapshots(ctx context.Context, f SnapshotFilter) ([]schema
 	if err != nil {
 		return nil, "", err
 	}
-	all, err := s.Bus.ListSnapshots(ctx)
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	all, err := s.Bus.ListSnapshots(rctx)
 	if err != nil {
 		return nil, "", err
 	}
