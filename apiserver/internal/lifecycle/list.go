@@ -27,7 +27,9 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]schema.Record, stri
 	if err != nil {
 		return nil, "", err
 	}
-	all, err := s.Bus.ListRecords(ctx)
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	all, err := s.Bus.ListRecords(rctx)
 	if err != nil {
 		return nil, "", err
 	}
