@@ -65,7 +65,11 @@ func TestClusterSurvivesNodeLoss(t *testing.T) {
 		c.Stop(node)
 		for _, id := range ids {
 			bustest.Eventually(t, time.Minute, 100*time.Millisecond, func() error {
-				_, _, err := b.UpdateRecord(ctx, id, func(r schema.Record) (schema.Record, error) {
+				// Each attempt is bounded: a request that went to the lost node's leader before the
+				// cluster noticed is never answered, and must not hold the whole test.
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				_, _, err := b.UpdateRecord(actx, id, func(r schema.Record) (schema.Record, error) {
 					r.Metadata = map[string]string{"node-down": string(rune('1' + node))}
 					return r, nil
 				})
