@@ -104,18 +104,33 @@ func TestCapacity(t *testing.T) {
 	h.startWorker(t, withCapacity(1))
 	first := h.createRunning(t)
 	second := h.create(t, time.Now().Add(time.Hour))
-	// The command is neither delivered nor claimed while the only slot is taken.
+	// The command is neither delivered nor claimed while the only slot is taken. (The first command's ack
+	// lands just after its record says running: wait for it before asserting the steady state.)
+	consumerState := func() (ackPending, pending int, err error) {
+		cons, err := h.bus.Commands.Consumer(t.Context(), schema.ConsumerCreate)
+		if err != nil {
+			return 0, 0, err
+		}
+		ci, err := cons.Info(t.Context())
+		if err != nil {
+			return 0, 0, err
+		}
+		return ci.NumAckPending, int(ci.NumPending), nil
+	}
+	bustest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		ack, pending, err := consumerState()
+		if err == nil && (ack != 0 || pending != 1) {
+			err = fmt.Errorf("ack pending %d, pending %d", ack, pending)
+		}
+		return err
+	})
 	for range 20 {
-		info, err := h.bus.Commands.Consumer(t.Context(), schema.ConsumerCreate)
+		ack, pending, err := consumerState()
 		if err != nil {
 			t.Fatal(err)
 		}
-		ci, err := info.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ci.NumAckPending != 0 || ci.NumPending != 1 {
-			t.Fatalf("ack pending %d, pending %d: the full worker fetched", ci.NumAckPending, ci.NumPending)
+		if ack != 0 || pending != 1 {
+			t.Fatalf("ack pending %d, pending %d: the full worker fetched", ack, pending)
 		}
 		if rec, _, _ := h.bus.GetRecord(t.Context(), second); rec.State != schema.StatePending {
 			t.Fatalf("second sandbox is %s", rec.State)
