@@ -157,8 +157,10 @@ func pfAnchorsCmd(parent string) []string {
 
 // pfRules is the egress ruleset of one sandbox's anchor: traffic from the jail's address may reach the
 // jail itself and the allow list; the deny list is dropped; everything else passes with AllowAll and is
-// dropped without it. The rules only match the jail's address, so they never touch other traffic (jails
-// have no IPv6: ip6=disable). The host's pf.conf must evaluate `anchor "<prefix>/*"` for it to take effect.
+// dropped without it. The rules only match the jail's address, so they never touch other traffic. Jails on
+// a loopback alias have no IPv6 (ip6=disable); a VNET jail's IPv6, and a VNET jail whose root changes its
+// address, are not filtered yet (README, known limitations). The host's pf.conf must evaluate
+// `anchor "<prefix>/*"` for it to take effect.
 func pfRules(id string, addr netip.Addr, e runtime.Egress) []byte {
 	var b bytes.Buffer
 	what := "deny all egress except the allow list"
