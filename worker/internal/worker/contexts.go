@@ -69,6 +69,12 @@ func (w *Worker) newContext(sb *sandbox, language, cwd string, eager bool) (*cod
 		log:  log,
 		base: sb.ctx,
 		start: func(ctx context.Context) (*kernel.Kernel, error) {
+			// Not while the sandbox pauses or is paused: the new process would escape the pause.
+			sb.startMu.RLock()
+			defer sb.startMu.RUnlock()
+			if sb.isPaused() {
+				return nil, sandboxPaused(sb.id)
+			}
 			ctx, cancel := context.WithTimeout(ctx, kernelStartTimeout)
 			defer cancel()
 			return kernel.Start(ctx, cfg)

@@ -34,14 +34,18 @@ func (w *Worker) pause(ctx context.Context, sb *sandbox, endAt time.Time) (schem
 	}
 	sb.lifeMu.Lock()
 	defer sb.lifeMu.Unlock()
+	// Process starts under way finish first; later ones see paused and are refused.
+	sb.startMu.Lock()
 	sb.mu.Lock()
 	if sb.paused {
 		sb.mu.Unlock()
+		sb.startMu.Unlock()
 		return schema.Record{}, schema.Errorf(http.StatusConflict, "sandbox %s is already paused", sb.id)
 	}
 	// New data-plane operations are refused from now on; the ones in flight stall with the processes.
 	sb.paused = true
 	sb.mu.Unlock()
+	sb.startMu.Unlock()
 	undo := func(cause error) error {
 		if rerr := p.Resume(context.WithoutCancel(ctx)); rerr != nil {
 			sb.log.Error("resume after failed pause", logkey.Error, rerr)

@@ -30,6 +30,12 @@ func (w *Worker) opProcessStart(_ context.Context, id string, req schema.Process
 	if err != nil {
 		return schema.ProcessStartReply{}, err
 	}
+	// A pause waits for this start, and a start does not begin while the sandbox pauses or is paused.
+	sb.startMu.RLock()
+	defer sb.startMu.RUnlock()
+	if sb.isPaused() {
+		return schema.ProcessStartReply{}, sandboxPaused(id)
+	}
 	if !schema.ValidToken(req.Stream) {
 		return schema.ProcessStartReply{}, schema.Errorf(http.StatusBadRequest, "invalid stream id %q", req.Stream)
 	}

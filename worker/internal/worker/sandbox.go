@@ -36,6 +36,9 @@ type sandbox struct {
 	ownRoot bool
 	// lifeMu serialises pause, resume and snapshot.
 	lifeMu sync.Mutex
+	// startMu is held for reading while a process (a command, a kernel) starts in the sandbox and for
+	// writing while it pauses, so that no process starts unseen by the pause.
+	startMu sync.RWMutex
 
 	mu         sync.Mutex
 	sub        *nats.Subscription
